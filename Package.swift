@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One direction of imports (see docs/architecture.md):
+//   vmediafs  ->  VMediaFS  ->  FuseKernel -> CFuse3
+//                           ->  VirtualMedia -> SCSI, CSQLite, CSystem
+//                           ->  ISO9660
+// SCSI and ISO9660 do no I/O of their own; only FuseKernel sees libfuse; only the store sees SQLite.
+let package = Package(
+    name: "vmediafs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vmediafs", targets: ["vmediafs"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
+                       providers: [.apt(["libfuse3-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CSystem"),
+        .target(name: "FuseKernel", dependencies: ["CFuse3"]),
+        .target(name: "SCSI"),
+        .target(name: "ISO9660"),
+        .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CSystem"]),
+        .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660"]),
+        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS"]),
+        .testTarget(name: "SCSITests", dependencies: ["SCSI"]),
+        .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
+        .testTarget(name: "MountTests", dependencies: ["vmediafs"]),
+    ]
+)

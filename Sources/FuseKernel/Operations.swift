@@ -1,0 +1,170 @@
+import CFuse3
+import Glibc
+
+// The C trampolines: each turns libfuse's arguments into Swift values, finds the
+// filesystem through the request's userdata, and hands it a typed reply.
+
+private func context(_ req: OpaquePointer, withGroups: Bool) -> RequestContext {
+    let c = fuse_req_ctx(req)!.pointee
+    var groups: [UInt32] = []
+    if withGroups {
+        var list = [gid_t](repeating: 0, count: 64)
+        var n = fuse_req_getgroups(req, Int32(list.count), &list)
+        if n > list.count {
+            list = [gid_t](repeating: 0, count: Int(n))
+            n = fuse_req_getgroups(req, Int32(list.count), &list)
+        }
+        if n > 0 { groups = Array(list.prefix(Int(n))) }
+    }
+    return RequestContext(uid: c.uid, gid: c.gid, pid: c.pid, groups: groups, umask: UInt32(c.umask))
+}
+
+private func fs(_ req: OpaquePointer) -> any FileSystem { sessionBox(req)!.fileSystem }
+private func str(_ p: UnsafePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
+private func ts(_ t: timespec) -> Timestamp { Timestamp(seconds: Int64(t.tv_sec), nanoseconds: Int64(t.tv_nsec)) }
+
+func makeOperations() -> fuse_lowlevel_ops {
+    var ops = fuse_lowlevel_ops()
+    ops.`init` = { userdata, conn in
+        guard let userdata, let conn else { return }
+        let box = Unmanaged<SessionBox>.fromOpaque(userdata).takeUnretainedValue()
+        // O_TRUNC arrives with open() instead of as a separate setattr: `media` needs to
+        // tell "echo x > media" (truncate then write: a swap) from ": > media" (eject).
+        conn.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
+        if box.options.splice {
+            conn.pointee.want |= UInt32(FUSE_CAP_SPLICE_WRITE) & conn.pointee.capable
+        }
+        if box.options.maxRead > 0 { conn.pointee.max_read = box.options.maxRead }
+    }
+    ops.lookup = { req, parent, name in
+        guard let req else { return }
+        fs(req).lookup(context(req, withGroups: false), parent: parent, name: str(name), reply: EntryReply(req))
+    }
+    ops.forget = { req, _, _ in fuse_reply_none(req) }
+    ops.forget_multi = { req, _, _ in fuse_reply_none(req) }
+    ops.getattr = { req, ino, fi in
+        guard let req else { return }
+        fs(req).getattr(context(req, withGroups: false), ino: ino, handle: fi?.pointee.fh, reply: AttributeReply(req))
+    }
+    ops.setattr = { req, ino, attr, toSet, fi in
+        guard let req, let attr else { return }
+        var ch = AttributeChanges()
+        let a = attr.pointee
+        if toSet & FUSE_SET_ATTR_MODE != 0 { ch.mode = UInt32(a.st_mode) }
+        if toSet & FUSE_SET_ATTR_UID != 0 { ch.uid = a.st_uid }
+        if toSet & FUSE_SET_ATTR_GID != 0 { ch.gid = a.st_gid }
+        if toSet & FUSE_SET_ATTR_SIZE != 0 { ch.size = UInt64(max(0, a.st_size)) }
+        if toSet & FUSE_SET_ATTR_ATIME_NOW != 0 { ch.accessTime = .now } else if toSet & FUSE_SET_ATTR_ATIME != 0 { ch.accessTime = ts(a.st_atim) }
+        if toSet & FUSE_SET_ATTR_MTIME_NOW != 0 { ch.modificationTime = .now } else if toSet & FUSE_SET_ATTR_MTIME != 0 { ch.modificationTime = ts(a.st_mtim) }
+        ch.handle = fi?.pointee.fh
+        fs(req).setattr(context(req, withGroups: true), ino: ino, changes: ch, reply: AttributeReply(req))
+    }
+    ops.readlink = { req, ino in
+        guard let req else { return }
+        fs(req).readlink(context(req, withGroups: false), ino: ino, reply: LinkReply(req))
+    }
+    ops.mkdir = { req, parent, name, mode in
+        guard let req else { return }
+        fs(req).mkdir(context(req, withGroups: true), parent: parent, name: str(name), mode: UInt32(mode), reply: EntryReply(req))
+    }
+    ops.mknod = { req, _, _, _, _ in fuse_reply_err(req, EPERM) }
+    ops.symlink = { req, _, _, _ in fuse_reply_err(req, EPERM) }
+    ops.link = { req, _, _, _ in fuse_reply_err(req, EPERM) }
+    ops.unlink = { req, parent, name in
+        guard let req else { return }
+        fs(req).unlink(context(req, withGroups: true), parent: parent, name: str(name), reply: StatusReply(req))
+    }
+    ops.rmdir = { req, parent, name in
+        guard let req else { return }
+        fs(req).rmdir(context(req, withGroups: true), parent: parent, name: str(name), reply: StatusReply(req))
+    }
+    ops.rename = { req, parent, name, newParent, newName, flags in
+        guard let req else { return }
+        fs(req).rename(context(req, withGroups: true), parent: parent, name: str(name), newParent: newParent,
+                       newName: str(newName), flags: flags, reply: StatusReply(req))
+    }
+    ops.create = { req, parent, name, mode, fi in
+        guard let req, let fi else { return }
+        fs(req).create(context(req, withGroups: true), parent: parent, name: str(name), mode: UInt32(mode),
+                       flags: fi.pointee.flags, reply: CreateReply(req))
+    }
+    ops.open = { req, ino, fi in
+        guard let req, let fi else { return }
+        let flags = fi.pointee.flags
+        let writing = (flags & O_ACCMODE) != O_RDONLY
+        fs(req).open(context(req, withGroups: writing), ino: ino, flags: flags, reply: OpenReply(req))
+    }
+    ops.read = { req, ino, size, off, fi in
+        guard let req, let fi else { return }
+        fs(req).read(context(req, withGroups: false), ino: ino, handle: fi.pointee.fh, offset: UInt64(max(0, off)),
+                     size: size, reply: DataReply(req))
+    }
+    ops.write = { req, ino, buf, size, off, fi in
+        guard let req, let fi else { return }
+        let data = UnsafeRawBufferPointer(start: buf, count: size)
+        fs(req).write(context(req, withGroups: true), ino: ino, handle: fi.pointee.fh, offset: UInt64(max(0, off)),
+                      data: data, reply: WriteReply(req))
+    }
+    ops.flush = { req, ino, fi in
+        guard let req, let fi else { return }
+        fs(req).flush(context(req, withGroups: true), ino: ino, handle: fi.pointee.fh, reply: StatusReply(req))
+    }
+    ops.release = { req, ino, fi in
+        guard let req, let fi else { return }
+        fs(req).release(context(req, withGroups: false), ino: ino, handle: fi.pointee.fh, flags: fi.pointee.flags,
+                        reply: StatusReply(req))
+    }
+    ops.fsync = { req, _, _, _ in fuse_reply_err(req, 0) }
+    ops.opendir = { req, ino, fi in
+        guard let req, let fi, let box = sessionBox(req) else { return }
+        do throws(FSError) {
+            let items = try box.fileSystem.listDirectory(context(req, withGroups: false), ino: ino)
+            let h = box.nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
+            box.directories.withLock { $0[h] = items }
+            fi.pointee.fh = h
+            fuse_reply_open(req, fi)
+        } catch {
+            fuse_reply_err(req, error.errno)
+        }
+    }
+    ops.readdir = { req, _, size, off, fi in
+        guard let req, let fi, let box = sessionBox(req) else { return }
+        guard let items = box.directories.withLock({ $0[fi.pointee.fh] }) else { fuse_reply_err(req, EBADF); return }
+        replyDirectory(req, items: items, size: size, offset: Int(off))
+    }
+    ops.releasedir = { req, _, fi in
+        guard let req, let fi, let box = sessionBox(req) else { return }
+        _ = box.directories.withLock { $0.removeValue(forKey: fi.pointee.fh) }
+        fuse_reply_err(req, 0)
+    }
+    ops.fsyncdir = { req, _, _, _ in fuse_reply_err(req, 0) }
+    ops.statfs = { req, ino in
+        guard let req else { return }
+        fs(req).statfs(context(req, withGroups: false), ino: ino, reply: StatfsReply(req))
+    }
+    ops.poll = { req, ino, fi, ph in
+        guard let req, let fi else { return }
+        fs(req).poll(context(req, withGroups: false), ino: ino, handle: fi.pointee.fh,
+                     wake: ph.map { PollHandle($0) }, reply: PollReply(req))
+    }
+    return ops
+}
+
+/// Packs directory items from `offset` into one reply of at most `size` bytes.
+private func replyDirectory(_ req: OpaquePointer, items: [DirectoryItem], size: Int, offset: Int) {
+    let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+    defer { buffer.deallocate() }
+    var used = 0
+    var index = max(0, offset)
+    while index < items.count {
+        let item = items[index]
+        var st = stat()
+        st.st_ino = ino_t(item.ino)
+        st.st_mode = mode_t(item.type)
+        let need = fuse_add_direntry(req, buffer + used, size - used, item.name, &st, off_t(index + 1))
+        if need > size - used { break }
+        used += need
+        index += 1
+    }
+    fuse_reply_buf(req, buffer, used)
+}

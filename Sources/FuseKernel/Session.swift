@@ -1,0 +1,143 @@
+import CFuse3
+import Dispatch
+import Glibc
+import Synchronization
+
+/// What the kernel connection should be asked for when it starts.
+public struct SessionOptions: Sendable {
+    /// Largest read request the kernel may send (bytes). Reads capped just under 1 MiB keep
+    /// libfuse's splice path working (its pipe cannot grow past pipe-max-size).
+    public var maxRead: UInt32 = 1_032_192
+    /// Ask the kernel to send file data to the daemon by splice where it can.
+    public var splice = true
+    public init() {}
+}
+
+/// Mount failures and libfuse refusals, with a one-line reason.
+public struct SessionError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// State every C callback reaches through libfuse's userdata pointer.
+final class SessionBox: @unchecked Sendable {
+    let fileSystem: any FileSystem
+    let options: SessionOptions
+    /// Directory snapshots taken at opendir, by handle. Guarded by its mutex; held only
+    /// to insert, copy out or remove a snapshot.
+    let directories = Mutex<[UInt64: [DirectoryItem]]>([:])
+    let nextDirectoryHandle = Atomic<UInt64>(1)
+    weak var session: FuseSession?
+
+    init(fileSystem: any FileSystem, options: SessionOptions) {
+        self.fileSystem = fileSystem
+        self.options = options
+    }
+}
+
+func sessionBox(_ req: OpaquePointer) -> SessionBox? {
+    guard let raw = fuse_req_userdata(req) else { return nil }
+    return Unmanaged<SessionBox>.fromOpaque(raw).takeUnretainedValue()
+}
+
+/// One FUSE mount served by a `FileSystem`: creates the session, mounts it, runs the
+/// multithreaded loop and sends cache invalidations.
+///
+/// Invalidations are queued and sent from a thread of their own, after the request that
+/// caused them has been answered: the kernel may hold the directory's lock while it waits
+/// for that answer (unlink, rename), and an invalidation needs the same lock.
+public final class FuseSession: @unchecked Sendable {
+    private let box: SessionBox
+    private let handle: OpaquePointer
+    private var args: fuse_args
+    private let notifyQueue = DispatchQueue(label: "vmediafs.fuse.notify")
+    private var mounted = false
+    public let mountpoint: String
+
+    /// Creates a session; `arguments` are libfuse's own (`-o allow_other`, `-d`, ...).
+    public init(fileSystem: any FileSystem, mountpoint: String, arguments: [String], options: SessionOptions = .init()) throws {
+        self.box = SessionBox(fileSystem: fileSystem, options: options)
+        self.mountpoint = mountpoint
+        let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 2)
+        argv[0] = strdup("vmediafs")
+        for (i, a) in arguments.enumerated() { argv[i + 1] = strdup(a) }
+        argv[arguments.count + 1] = nil
+        self.args = fuse_args(argc: Int32(arguments.count + 1), argv: argv, allocated: 0)
+        var ops = makeOperations()
+        let userdata = Unmanaged.passUnretained(box).toOpaque()
+        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+            throw SessionError(description: "libfuse refused the options: \(arguments.joined(separator: " "))")
+        }
+        self.handle = se
+        box.session = self
+    }
+
+    deinit {
+        if mounted { fuse_session_unmount(handle) }
+        fuse_session_destroy(handle)
+        for i in 0..<Int(args.argc) { free(args.argv[i]) }
+        args.argv.deallocate()
+    }
+
+    /// Mounts on `mountpoint`. The corresponding C function is `fuse_session_mount`.
+    public func mount() throws {
+        guard fuse_session_mount(handle, mountpoint) == 0 else {
+            throw SessionError(description: "cannot mount on \(mountpoint)")
+        }
+        mounted = true
+    }
+
+    /// Lets SIGTERM, SIGINT and SIGHUP end the loop. A process started by a test runner
+    /// can inherit them blocked, so they are unblocked first.
+    public func installSignalHandlers() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        fuse_set_signal_handlers(handle)
+    }
+
+    /// Serves requests on up to `maxThreads` threads until unmounted or signalled.
+    /// Returns 0 after a clean stop.
+    public func run(maxThreads: Int = 16) -> Int32 {
+        box.fileSystem.sessionStarted(self)
+        let cfg = fuse_loop_cfg_create()
+        fuse_loop_cfg_set_max_threads(cfg, UInt32(maxThreads))
+        fuse_loop_cfg_set_idle_threads(cfg, UInt32(max(2, maxThreads / 2)))
+        let rc = fuse_session_loop_mt(handle, cfg)
+        fuse_loop_cfg_destroy(cfg)
+        fuse_remove_signal_handlers(handle)
+        notifyQueue.sync {}
+        return rc
+    }
+
+    /// Unmounts (the loop then ends). Safe to call more than once.
+    public func unmount() {
+        guard mounted else { return }
+        mounted = false
+        fuse_session_unmount(handle)
+    }
+
+    /// Asks the loop to end (takes effect when the next request arrives).
+    public func exit() { fuse_session_exit(handle) }
+
+    /// Forgets the kernel's cached binding of `name` in `parent` (sent after the current request is answered).
+    public func invalidateEntry(parent: UInt64, name: String) {
+        notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_entry(handle, parent, name, name.utf8.count) }
+    }
+
+    /// Forgets the kernel's cached attributes and pages of `ino`.
+    public func invalidateInode(_ ino: UInt64) {
+        notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_inode(handle, ino, 0, 0) }
+    }
+
+    /// Waits until queued invalidations have been sent.
+    public func drainInvalidations() { notifyQueue.sync {} }
+
+    var options: SessionOptions { box.options }
+}
+
+extension FuseSession {
+    /// Detaches from the terminal (unless `foreground`), keeping the current directory.
+    /// The corresponding C function is `fuse_daemonize`.
+    public static func daemonize(foreground: Bool) -> Bool { fuse_daemonize(foreground ? 1 : 0) == 0 }
+}

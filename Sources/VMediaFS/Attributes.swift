@@ -1,0 +1,142 @@
+import FuseKernel
+import Glibc
+import VirtualMedia
+
+extension Timestamp {
+    init(nanos: Int64) { self.init(seconds: nanos / 1_000_000_000, nanoseconds: nanos % 1_000_000_000) }
+}
+
+extension VMediaFileSystem {
+    private func make(_ key: NodeKey, mode: UInt32, links: UInt32 = 1, uid: UInt32? = nil, gid: UInt32? = nil,
+                      size: UInt64 = 0, time: Timestamp? = nil, changed: Timestamp? = nil) -> FileAttributes {
+        let t = time ?? mountTime
+        return FileAttributes(ino: inodes.ino(key), mode: mode, linkCount: links, uid: uid ?? daemonUID, gid: gid ?? daemonGID,
+                              size: size, accessTime: t, modificationTime: changed ?? t, changeTime: changed ?? t, blockSize: 2048)
+    }
+
+    /// The attributes of any node of the tree, computed from the host's current state.
+    func attributes(_ key: NodeKey) throws(FSError) -> FileAttributes {
+        switch key {
+        case .root, .guests, .library:
+            return make(key, mode: S_IFDIR | 0o755, links: 2)
+        case .events:
+            return make(key, mode: S_IFREG | 0o444)
+        case .guest(let id):
+            guard let g = host.guest(id: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFDIR | g.owner.mode, links: 2, uid: g.owner.uid, gid: g.owner.gid,
+                        time: Timestamp(nanos: g.created), changed: Timestamp(nanos: g.changed))
+        case .drive(let id):
+            guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFDIR | d.owner.mode, links: 3, uid: d.owner.uid, gid: d.owner.gid,
+                        time: Timestamp(nanos: d.created), changed: Timestamp(nanos: d.changed))
+        case .media(let id):
+            // Looked up only while loaded; but a `media` just created for an insert exists
+            // (empty) for its writer until the insert completes.
+            guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFREG | (d.owner.mode & 0o666), uid: d.owner.uid, gid: d.owner.gid,
+                        size: d.loaded.map { UInt64($0.path.utf8.count + 1) } ?? 0,
+                        time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? .now)
+        case .status(let id):
+            guard let d = host.drive(id: id), let text = host.status(driveID: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFREG | 0o444, uid: d.owner.uid, gid: d.owner.gid, size: UInt64(text.utf8.count), time: .now)
+        case .disc(let id, let gen):
+            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
+            let current = rt.emulator.state.generation == gen
+            let size = current ? d.loaded.map { ($0.identity.size + 2047) / 2048 * 2048 } ?? 0 : 0
+            return make(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
+                        time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
+        case .contents(let id, let gen, let node):
+            guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
+            if node == ContentsCache.rootNode, contents.isEmpty(drive: id, generation: gen) {
+                return make(key, mode: S_IFDIR | (0o555 & d.owner.mode), links: 2, uid: d.owner.uid, gid: d.owner.gid)
+            }
+            return try contents.attributes(drive: id, generation: gen, node: node, ino: inodes.ino(key))
+        case .libraryItem(let name):
+            guard let item = host.libraryItem(named: name) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFDIR | 0o755, links: 2, uid: item.uid, gid: item.gid, time: Timestamp(nanos: item.modificationTime))
+        case .libraryFile(let name, let field):
+            guard let item = host.libraryItem(named: name) else { throw FSError(ENOENT) }
+            let text = libraryText(item, field)
+            return make(key, mode: S_IFREG | (field == .sharable ? 0o644 : 0o444), uid: item.uid, gid: item.gid,
+                        size: UInt64(text.utf8.count), time: Timestamp(nanos: item.modificationTime))
+        case .temporary:
+            guard let f = temporaries.withLock({ $0[key] }) else { throw FSError(ENOENT) }
+            let (size, mode, uid, gid) = f.lock.withLock { (UInt64($0.data.count), $0.mode, $0.uid, $0.gid) }
+            return make(key, mode: S_IFREG | mode, uid: uid, gid: gid, size: size)
+        }
+    }
+
+    func libraryText(_ item: LibraryItem, _ field: LibraryField) -> String {
+        switch field {
+        case .path: return item.path + "\n"
+        case .size: return "\(item.size)\n"
+        case .users: return host.users(of: item.path).map { $0 + "\n" }.joined()
+        case .sharable: return host.isSharable(item.path) ? "yes\n" : "no\n"
+        }
+    }
+
+    public func setattr(_ ctx: RequestContext, ino: UInt64, changes: AttributeChanges, reply: consuming AttributeReply) {
+        guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
+        do throws(VMError) {
+            switch key {
+            case .guest(let id):
+                guard let g = host.guest(id: id) else { throw VMError(ENOENT, "no such guest") }
+                _ = try host.setGuestOwnership(id: id, try changed(g.owner, changes, ctx))
+            case .drive(let id):
+                guard let d = host.drive(id: id) else { throw VMError(ENOENT, "no such drive") }
+                _ = try host.setDriveOwnership(id: id, try changed(d.owner, changes, ctx))
+                session?.invalidateInode(inodes.ino(.disc(id, generation: host.runtime(driveID: id)?.emulator.state.generation ?? 0)))
+            case .media(let id):
+                if changes.size == 0 {
+                    if let h = changes.handle.flatMap(OpenHandle.from) as? ControlWriter {
+                        h.markTruncated()
+                    } else {
+                        try host.eject(driveID: id, by: credentials(ctx))
+                    }
+                }
+            case .libraryFile(_, .sharable):
+                break
+            case .temporary:
+                guard let f = temporaries.withLock({ $0[key] }) else { throw VMError(ENOENT, "gone") }
+                f.lock.withLock { t in
+                    if let s = changes.size { t.data = Array(t.data.prefix(Int(s))) + [UInt8](repeating: 0, count: max(0, Int(s) - t.data.count)) }
+                    if let m = changes.mode { t.mode = m & 0o777 }
+                    if let u = changes.uid { t.uid = u }
+                    if let g = changes.gid { t.gid = g }
+                }
+            default:
+                if changes.mode != nil || changes.uid != nil || changes.gid != nil || changes.size != nil {
+                    throw VMError(EPERM, "this file's attributes are fixed")
+                }
+            }
+        } catch {
+            return reply.fail(error.errno)
+        }
+        do throws(FSError) {
+            let e = try entry(key)
+            reply.attributes(e.attributes, timeout: e.attributeTimeout)
+        } catch { reply.fail(error.errno) }
+    }
+
+    /// chmod and chown as on any directory: the owner (or root) may chmod, only root may
+    /// give a directory away, the owner may change its group to one of their own.
+    private func changed(_ o: Ownership, _ ch: AttributeChanges, _ ctx: RequestContext) throws(VMError) -> Ownership {
+        var n = o
+        let root = ctx.uid == 0
+        if let m = ch.mode {
+            guard root || ctx.uid == o.uid else { throw VMError(EPERM, "only the owner may chmod") }
+            n.mode = m & 0o7777
+        }
+        if let u = ch.uid, u != o.uid {
+            guard root else { throw VMError(EPERM, "only root may chown") }
+            n.uid = u
+        }
+        if let g = ch.gid, g != o.gid {
+            guard root || (ctx.uid == o.uid && (ctx.gid == g || ctx.groups.contains(g))) else {
+                throw VMError(EPERM, "not allowed to change the group")
+            }
+            n.gid = g
+        }
+        return n
+    }
+}

@@ -1,0 +1,145 @@
+import FuseKernel
+import Glibc
+import VirtualMedia
+
+/// The daemon's settings, from `vmediafs [SOURCE] MOUNTPOINT [options]`.
+public struct DaemonOptions: Sendable, Equatable {
+    public var mountpoint = ""
+    public var source = "vmediafs"
+    public var statePath: String?
+    public var mediaDirectories: [String] = []
+    public var hostDrives: [String] = []
+    public var iscsi: String?
+    public var foreground = false
+    public var debug = false
+    public var allowOther = false
+    public var singleThreaded = false
+    /// Options passed on to libfuse as they are (`-o ro`, `-o max_read=...`).
+    public var fuseOptions: [String] = []
+
+    public init() {}
+
+    public static let usage = """
+        usage: vmediafs [SOURCE] MOUNTPOINT [options]
+          --state PATH        state database (-o state=PATH)
+          --media-dir DIR     a virtual media repository folder; repeatable (-o media_dir=DIR)
+          --host-drive DEV    a host block device that may be loaded; repeatable (-o host_drive=DEV)
+          -f                  stay in the foreground
+          -d                  debug: foreground, and log every FUSE request
+          -s                  serve requests on one thread
+          -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
+        """
+
+    /// Parses the command line; throws a one-line message on anything it does not understand.
+    public static func parse(_ args: [String]) throws(VMError) -> DaemonOptions {
+        var o = DaemonOptions()
+        var positional: [String] = []
+        var i = 0
+        func value(_ name: String) throws(VMError) -> String {
+            i += 1
+            guard i < args.count else { throw VMError(EINVAL, "\(name) needs a value") }
+            return args[i]
+        }
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "--state": o.statePath = try value(a)
+            case "--media-dir": o.mediaDirectories.append(try value(a))
+            case "--host-drive": o.hostDrives.append(try value(a))
+            case "--iscsi":
+                if i + 1 < args.count, !args[i + 1].hasPrefix("-"), args[i + 1].contains(":") { o.iscsi = try value(a) } else { o.iscsi = "127.0.0.1:3260" }
+            case "-f", "--foreground": o.foreground = true
+            case "-d", "--debug": o.debug = true; o.foreground = true
+            case "-s": o.singleThreaded = true
+            case "-o": try o.apply(options: try value(a))
+            case "-h", "--help": throw VMError(0, usage)
+            default:
+                if a.hasPrefix("--state=") { o.statePath = String(a.dropFirst(8)) }
+                else if a.hasPrefix("--media-dir=") { o.mediaDirectories.append(String(a.dropFirst(12))) }
+                else if a.hasPrefix("--host-drive=") { o.hostDrives.append(String(a.dropFirst(13))) }
+                else if a.hasPrefix("-o") && a.count > 2 { try o.apply(options: String(a.dropFirst(2))) }
+                else if a.hasPrefix("-") { throw VMError(EINVAL, "unknown option \(a)") }
+                else { positional.append(a) }
+            }
+            i += 1
+        }
+        switch positional.count {
+        case 1: o.mountpoint = positional[0]
+        case 2: o.source = positional[0]; o.mountpoint = positional[1]
+        default: throw VMError(EINVAL, positional.isEmpty ? "no mountpoint given" : "too many arguments: \(positional.joined(separator: " "))")
+        }
+        return o
+    }
+
+    mutating func apply(options list: String) throws(VMError) {
+        for opt in list.split(separator: ",").map(String.init) where !opt.isEmpty {
+            let (k, v) = opt.firstIndex(of: "=").map { (String(opt[..<$0]), String(opt[opt.index(after: $0)...])) } ?? (opt, "")
+            switch k {
+            case "state": statePath = v
+            case "media_dir": mediaDirectories.append(v)
+            case "host_drive": hostDrives.append(v)
+            case "iscsi": iscsi = v.isEmpty ? "127.0.0.1:3260" : v
+            case "allow_other": allowOther = true
+            case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
+            default: fuseOptions.append(opt)
+            }
+        }
+    }
+
+    /// The state database to use: `--state`, else root's /var/lib/vmediafs/state.db, else
+    /// $XDG_STATE_HOME (or ~/.local/state)/vmediafs/state.db.
+    public var resolvedStatePath: String {
+        if let s = statePath { return s }
+        if geteuid() == 0 { return "/var/lib/vmediafs/state.db" }
+        if let x = getenv("XDG_STATE_HOME").map({ String(cString: $0) }), x.hasPrefix("/") { return x + "/vmediafs/state.db" }
+        let home = getenv("HOME").map { String(cString: $0) } ?? "/tmp"
+        return home + "/.local/state/vmediafs/state.db"
+    }
+
+    /// The arguments libfuse gets.
+    var fuseArguments: [String] {
+        // max_read must be given both here and in init (libfuse checks they agree).
+        var opts = ["fsname=\(source)", "subtype=vmediafs", "max_read=\(SessionOptions().maxRead)"]
+        if allowOther { opts += ["allow_other", "default_permissions"] }
+        opts += fuseOptions
+        var a = ["-o", opts.joined(separator: ",")]
+        if debug { a.append("-d") }
+        return a
+    }
+}
+
+/// Runs the daemon: opens the state, mounts, serves until unmounted or signalled.
+/// Returns the process exit status.
+public func runDaemon(_ o: DaemonOptions) -> Int32 {
+    let host: Host
+    do throws(VMError) {
+        let store = try StateStore(path: o.resolvedStatePath)
+        host = try Host(store: store, configuration: MediaConfiguration(mediaDirectories: o.mediaDirectories, hostDrives: o.hostDrives))
+    } catch {
+        Log.error(error.reason)
+        return 1
+    }
+    for dir in o.mediaDirectories {
+        var st = stat()
+        if stat(dir, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR { Log.warning("media directory \(dir) is not a directory") }
+    }
+    let fs = VMediaFileSystem(host: host)
+    let session: FuseSession
+    do {
+        session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments)
+        try session.mount()
+    } catch {
+        Log.error("\(error)")
+        return 1
+    }
+    Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath))")
+    if !o.foreground {
+        _ = FuseSession.daemonize(foreground: false)
+        Log.useSyslog()
+    }
+    session.installSignalHandlers()
+    let rc = session.run(maxThreads: o.singleThreaded ? 1 : 16)
+    session.unmount()
+    Log.info("unmounted \(o.mountpoint)")
+    return rc == 0 ? 0 : 1
+}

@@ -1,0 +1,89 @@
+import FuseKernel
+import Glibc
+import SCSI
+import VirtualMedia
+
+/// The SCSI sense an emulator answered with, as the errno a reader of `disc` gets.
+/// This is the only decision the filesystem makes about a read; the emulator makes the rest.
+func errno(for sense: SenseCode?) -> Int32 {
+    guard let s = sense else { return EIO }
+    switch s.key {
+    case 0x02 where s.asc == 0x3A: return ENOMEDIUM      // medium not present
+    case 0x06: return ESTALE                             // unit attention: the media changed
+    case 0x07: return EROFS                              // data protect
+    case 0x05 where s.asc == 0x21: return EINVAL         // LBA out of range
+    default: return EIO
+    }
+}
+
+extension VMediaFileSystem {
+    /// Opens a drive's disc as it is now: its own initiator on the emulator, bound to the
+    /// media generation the path named. A name looked up before a media change opens nothing.
+    func openDisc(driveID: Int64, generation: UInt64) throws(FSError) -> DiscHandle {
+        guard let rt = host.runtime(driveID: driveID), let d = host.drive(id: driveID) else { throw FSError(ENOENT) }
+        let initiator = rt.emulator.attach()
+        let st = rt.emulator.state
+        guard st.generation == generation else {
+            rt.emulator.detach(initiator)
+            throw FSError(ESTALE)
+        }
+        guard st.mediumPresent, let m = d.loaded else {
+            rt.emulator.detach(initiator)
+            throw FSError(ENOMEDIUM)
+        }
+        if let src = rt.emulator.medium?.source as? ImageSource, let why = src.changeReason() {
+            // Found here first: let the source record it (status, events), and refuse.
+            _ = try? src.validate()
+            rt.emulator.detach(initiator)
+            session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
+            Log.warning("open of disc refused: \(why)")
+            throw FSError(EIO)
+        }
+        rt.openers.add(1, ordering: .relaxed)
+        return DiscHandle(runtime: rt, initiator: initiator, generation: generation,
+                          capacity: (m.identity.size + 2047) / 2048 * 2048)
+    }
+
+    /// Serves a read of `disc` with a READ(12) of the covering blocks. Whole-block ranges
+    /// inside the image go back by splice from the image's descriptor; a short last block
+    /// is completed with zeros by copying.
+    func readDisc(_ h: DiscHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
+        if h.stale.load(ordering: .relaxed) { return reply.fail(ESTALE) }
+        guard offset < h.capacity, size > 0 else { return reply.data([]) }
+        let length = Int(min(UInt64(size), h.capacity - offset))
+        let lba = offset / 2048
+        let count = (offset + UInt64(length) + 2047) / 2048 - lba
+        let cdb: [UInt8] = [0xA8, 0,
+                            UInt8(truncatingIfNeeded: lba >> 24), UInt8(truncatingIfNeeded: lba >> 16),
+                            UInt8(truncatingIfNeeded: lba >> 8), UInt8(truncatingIfNeeded: lba),
+                            UInt8(truncatingIfNeeded: count >> 24), UInt8(truncatingIfNeeded: count >> 16),
+                            UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count), 0, 0]
+        let result = h.runtime.emulator.execute(cdb, from: h.initiator)
+        guard result.status == .good else {
+            let e = errno(for: result.sense)
+            if e == ESTALE || e == ENOMEDIUM {
+                h.stale.store(true, ordering: .relaxed)
+                return reply.fail(ESTALE)
+            }
+            if e == EIO { session?.invalidateInode(inodes.ino(.disc(h.runtime.driveID, generation: h.generation))) }
+            return reply.fail(e)
+        }
+        guard case .blocks(let range) = result.data else { return reply.fail(EIO) }
+        guard range.generation == h.generation else {
+            h.stale.store(true, ordering: .relaxed)
+            return reply.fail(ESTALE)
+        }
+        let skip = Int(offset - lba * 2048)
+        if skip + length <= range.length, let fd = range.source.fileDescriptor {
+            return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
+        defer { buffer.deallocate() }
+        do throws(MediumError) {
+            try range.copy(into: buffer)
+        } catch {
+            return reply.fail(EIO)
+        }
+        reply.data(.bytes(UnsafeRawBufferPointer(rebasing: buffer[skip..<(skip + length)])))
+    }
+}

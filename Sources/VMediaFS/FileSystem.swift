@@ -1,0 +1,204 @@
+import FuseKernel
+import Glibc
+import SCSI
+import Synchronization
+import VirtualMedia
+
+/// The vmediafs tree (contract section 2) over a `Host`: maps each FUSE operation onto
+/// guests, drives, media and the repository. It holds no domain state of its own beyond
+/// inode numbers, open handles, editors' temporary files and event readers.
+public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendable {
+    let host: Host
+    let inodes = InodeTable()
+    let mountTime = Timestamp.now
+    let daemonUID = geteuid()
+    let daemonGID = getegid()
+    /// Editors' temporary files, by drive and name.
+    let temporaries = Mutex<[NodeKey: TemporaryFile]>([:])
+    let sessionBox = Mutex<FuseSession?>(nil)
+    let contents: ContentsCache
+
+    /// How long the kernel may keep names and attributes that only change through this
+    /// mount (guest and drive directories, the repository).
+    let structureTimeout = 1.0
+    /// Names whose target changes with the media (`disc`, `contents`, `media`): looked up
+    /// afresh on every path walk, so that a new open always sees the current media.
+    let volatileTimeout = 0.0
+    /// Nodes tied to one media generation never change while they exist.
+    let generationTimeout = 3600.0
+
+    public init(host: Host) {
+        self.host = host
+        self.contents = ContentsCache(host: host)
+        host.setObserver(self)
+    }
+
+    public func sessionStarted(_ session: FuseSession) { sessionBox.withLock { $0 = session } }
+    var session: FuseSession? { sessionBox.withLock { $0 } }
+
+    /// A drive's media or lock changed outside a request on its own files: drop the
+    /// kernel's view of its names so the next walk sees the change.
+    public func driveChanged(_ driveID: Int64) {
+        guard let s = session else { return }
+        let ino = inodes.ino(.drive(driveID))
+        for name in ["media", "disc", "contents", "status"] { s.invalidateEntry(parent: ino, name: name) }
+    }
+
+    func credentials(_ ctx: RequestContext) -> Credentials { Credentials(uid: ctx.uid, gid: ctx.gid, groups: ctx.groups) }
+
+    // MARK: lookup
+
+    func child(of parent: NodeKey, named name: String) -> NodeKey? {
+        switch parent {
+        case .root:
+            switch name {
+            case "guests": return .guests
+            case "library": return .library
+            case "events": return .events
+            default: return nil
+            }
+        case .guests:
+            return host.guest(named: name).map { .guest($0.id) }
+        case .guest(let gid):
+            guard let d = host.drive(named: name), d.guestID == gid else { return nil }
+            return .drive(d.id)
+        case .drive(let id):
+            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { return nil }
+            let gen = rt.emulator.state.generation
+            switch name {
+            case "media": return d.loaded == nil ? nil : .media(id)
+            case "disc": return .disc(id, generation: gen)
+            case "status": return .status(id)
+            case "contents": return .contents(id, generation: gen, node: ContentsCache.rootNode)
+            default:
+                let key = NodeKey.temporary(id, name)
+                return temporaries.withLock { $0[key] } == nil ? nil : key
+            }
+        case .library:
+            return host.libraryItem(named: name).map { .libraryItem($0.name) }
+        case .libraryItem(let item):
+            return LibraryField(rawValue: name).map { .libraryFile(item, $0) }
+        case .contents(let d, let gen, let node):
+            return contents.child(drive: d, generation: gen, node: node, name: name).map { .contents(d, generation: gen, node: $0) }
+        default:
+            return nil
+        }
+    }
+
+    func entry(_ key: NodeKey) throws(FSError) -> Entry {
+        let attrs = try attributes(key)
+        let timeout: (Double, Double)
+        switch key {
+        case .media, .status, .temporary: timeout = (volatileTimeout, volatileTimeout)
+        case .disc: timeout = (volatileTimeout, structureTimeout)
+        case .contents(_, _, let node) where node == ContentsCache.rootNode: timeout = (volatileTimeout, structureTimeout)
+        case .contents: timeout = (generationTimeout, generationTimeout)
+        case .libraryFile(_, .users), .libraryFile(_, .sharable): timeout = (structureTimeout, volatileTimeout)
+        default: timeout = (structureTimeout, structureTimeout)
+        }
+        return Entry(attributes: attrs, entryTimeout: timeout.0, attributeTimeout: timeout.1)
+    }
+
+    public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming EntryReply) {
+        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
+        guard let key = child(of: pk, named: name) else { return reply.fail(ENOENT) }
+        do throws(FSError) { reply.entry(try entry(key)) } catch { reply.fail(error.errno) }
+    }
+
+    public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) {
+        guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
+        do throws(FSError) {
+            let e = try entry(key)
+            reply.attributes(e.attributes, timeout: e.attributeTimeout)
+        } catch { reply.fail(error.errno) }
+    }
+
+    // MARK: directories
+
+    public func listDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> [DirectoryItem] {
+        guard let key = inodes.key(ino) else { throw FSError(ESTALE) }
+        var items = [DirectoryItem(name: ".", ino: ino, type: S_IFDIR), DirectoryItem(name: "..", ino: 1, type: S_IFDIR)]
+        func add(_ name: String, _ k: NodeKey, _ type: UInt32) { items.append(DirectoryItem(name: name, ino: inodes.ino(k), type: type)) }
+        switch key {
+        case .root:
+            add("guests", .guests, S_IFDIR); add("library", .library, S_IFDIR); add("events", .events, S_IFREG)
+        case .guests:
+            for g in host.guests() { add(g.name, .guest(g.id), S_IFDIR) }
+        case .guest(let gid):
+            guard host.guest(id: gid) != nil else { throw FSError(ENOENT) }
+            for d in host.drives(ofGuest: gid) { add(d.name, .drive(d.id), S_IFDIR) }
+        case .drive(let id):
+            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
+            let gen = rt.emulator.state.generation
+            if d.loaded != nil { add("media", .media(id), S_IFREG) }
+            add("disc", .disc(id, generation: gen), S_IFREG)
+            add("status", .status(id), S_IFREG)
+            add("contents", .contents(id, generation: gen, node: ContentsCache.rootNode), S_IFDIR)
+            for k in temporaries.withLock({ Array($0.keys) }) {
+                if case .temporary(id, let name) = k { add(name, k, S_IFREG) }
+            }
+        case .library:
+            for item in host.library() { add(item.name, .libraryItem(item.name), S_IFDIR) }
+        case .libraryItem(let name):
+            guard host.libraryItem(named: name) != nil else { throw FSError(ENOENT) }
+            for f in LibraryField.allCases { add(f.rawValue, .libraryFile(name, f), S_IFREG) }
+        case .contents(let d, let gen, let node):
+            for c in try contents.children(drive: d, generation: gen, node: node) {
+                add(c.name, .contents(d, generation: gen, node: c.node), c.type)
+            }
+        default:
+            throw FSError(ENOTDIR)
+        }
+        return items
+    }
+
+    public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply) {
+        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
+        let owner = Ownership(uid: ctx.uid, gid: ctx.gid, mode: mode & ~ctx.umask)
+        do throws(VMError) {
+            let key: NodeKey
+            switch pk {
+            case .guests: key = .guest(try host.createGuest(name, owner: owner).id)
+            case .guest(let gid):
+                guard let g = host.guest(id: gid) else { throw VMError(ENOENT, "guest is gone") }
+                key = .drive(try host.createDrive(guest: g.name, name: name, owner: owner).id)
+            default: throw VMError(EPERM, "directories can be made only in guests/ and in a guest")
+            }
+            do throws(FSError) { reply.entry(try entry(key)) } catch { reply.fail(error.errno) }
+        } catch {
+            reply.fail(error.errno)
+        }
+    }
+
+    public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply) {
+        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
+        do throws(VMError) {
+            switch pk {
+            case .guests:
+                guard let g = host.guest(named: name) else { throw VMError(ENOENT, "no guest \(name)") }
+                try host.removeGuest(name, by: credentials(ctx))
+                inodes.purge { $0 == .guest(g.id) }
+            case .guest(let gid):
+                guard let g = host.guest(id: gid), let d = host.drive(named: name), d.guestID == gid else {
+                    throw VMError(ENOENT, "no drive \(name)")
+                }
+                try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
+                temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
+                inodes.purge { $0.driveID == d.id }
+            case .drive, .root, .library, .libraryItem, .contents:
+                throw VMError(EPERM, "this directory is part of the tree")
+            default:
+                throw VMError(ENOTDIR, "not a directory")
+            }
+            reply.ok()
+        } catch {
+            reply.fail(error.errno)
+        }
+    }
+
+    public func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply) {
+        var s = VolumeStatistics()
+        s.files = UInt64(inodes.count)
+        reply.statistics(s)
+    }
+}

@@ -1,0 +1,262 @@
+import FuseKernel
+import Glibc
+import SCSI
+import VirtualMedia
+
+extension VMediaFileSystem {
+    public func open(_ ctx: RequestContext, ino: UInt64, flags: Int32, reply: consuming OpenReply) {
+        guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
+        let writing = (flags & O_ACCMODE) != O_RDONLY
+        switch key {
+        case .root, .guests, .library, .guest, .drive, .libraryItem:
+            return reply.fail(EISDIR)
+        case .events:
+            guard !writing else { return reply.fail(EACCES) }
+            let h = EventsHandle(fs: self)
+            reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true, nonSeekable: true))
+        case .disc(let id, let gen):
+            guard !writing else { return reply.fail(EROFS) }
+            do throws(FSError) {
+                let h = try openDisc(driveID: id, generation: gen)
+                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true))
+            } catch { reply.fail(error.errno) }
+        case .media(let id):
+            if writing {
+                let h = ControlWriter(target: .media(id), truncated: flags & O_TRUNC != 0)
+                reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true))
+            } else {
+                guard let m = host.drive(id: id)?.loaded else { return reply.fail(ENOENT) }
+                reply.opened(OpenResult(handle: TextHandle(m.path + "\n").retainForKernel(), directIO: true))
+            }
+        case .status(let id):
+            guard !writing else { return reply.fail(EACCES) }
+            guard let text = host.status(driveID: id) else { return reply.fail(ENOENT) }
+            reply.opened(OpenResult(handle: TextHandle(text).retainForKernel(), directIO: true))
+        case .libraryFile(let name, let field):
+            guard let item = host.libraryItem(named: name) else { return reply.fail(ENOENT) }
+            if writing {
+                guard field == .sharable else { return reply.fail(EACCES) }
+                guard ctx.uid == 0 || ctx.uid == item.uid else { return reply.fail(EACCES) }
+                reply.opened(OpenResult(handle: ControlWriter(target: .sharable(name), truncated: false).retainForKernel(), directIO: true))
+            } else {
+                reply.opened(OpenResult(handle: TextHandle(libraryText(item, field)).retainForKernel(), directIO: true))
+            }
+        case .contents(let id, let gen, let node):
+            guard !writing else { return reply.fail(EROFS) }
+            do throws(FSError) {
+                let h = try contents.open(drive: id, generation: gen, node: node)
+                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true))
+            } catch { reply.fail(error.errno) }
+        case .temporary:
+            guard let f = temporaries.withLock({ $0[key] }) else { return reply.fail(ENOENT) }
+            if flags & O_TRUNC != 0 { f.lock.withLock { $0.data.removeAll() } }
+            reply.opened(OpenResult(handle: TemporaryHandle(f).retainForKernel(), directIO: true))
+        }
+    }
+
+    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, reply: consuming DataReply) {
+        guard let h = OpenHandle.from(handle) else { return reply.fail(EBADF) }
+        switch h {
+        case let d as DiscHandle:
+            readDisc(d, offset: offset, size: size, reply: reply)
+        case let c as ContentsHandle:
+            contents.read(c, offset: offset, size: size, reply: reply)
+        case let t as TextHandle:
+            let start = Int(min(UInt64(t.bytes.count), offset))
+            let end = min(t.bytes.count, start + size)
+            reply.data(Array(t.bytes[start..<end]))
+        case let t as TemporaryHandle:
+            let bytes = t.file.lock.withLock { d -> [UInt8] in
+                let start = Int(min(UInt64(d.data.count), offset))
+                return Array(d.data[start..<min(d.data.count, start + size)])
+            }
+            reply.data(bytes)
+        case let e as EventsHandle:
+            e.read(size: size, reply: reply)
+        default:
+            reply.fail(EBADF)
+        }
+    }
+
+    public func write(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, data: UnsafeRawBufferPointer,
+                      reply: consuming WriteReply) {
+        guard let h = OpenHandle.from(handle) else { return reply.fail(EBADF) }
+        switch h {
+        case let w as ControlWriter:
+            for line in w.append(data) {
+                do throws(VMError) { try complete(w, line, ctx) } catch { return reply.fail(error.errno) }
+            }
+            reply.written(data.count)
+        case let t as TemporaryHandle:
+            t.file.lock.withLock { f in
+                let end = Int(offset) + data.count
+                if f.data.count < end { f.data += [UInt8](repeating: 0, count: end - f.data.count) }
+                f.data.replaceSubrange(Int(offset)..<end, with: data)
+            }
+            reply.written(data.count)
+        default:
+            reply.fail(EBADF)
+        }
+    }
+
+    /// Carries out one completed line written to a control file.
+    private func complete(_ w: ControlWriter, _ line: String, _ ctx: RequestContext) throws(VMError) {
+        switch w.target {
+        case .media(let id):
+            _ = try host.insert(driveID: id, text: line, by: credentials(ctx))
+            driveChanged(id)
+        case .sharable(let name):
+            let v = line.trimmingSpaces().lowercased()
+            guard v == "yes" || v == "no" else { throw VMError(EINVAL, "sharable takes yes or no") }
+            try host.setSharable(name: name, v == "yes", by: credentials(ctx))
+        }
+    }
+
+    /// What a close still has to do: an unterminated path, or the eject of `: > media`.
+    private func finish(_ w: ControlWriter, _ ctx: RequestContext) throws(VMError) {
+        switch w.takePending() {
+        case .nothing: return
+        case .line(let line): try complete(w, line, ctx)
+        case .truncate:
+            if case .media(let id) = w.target, host.drive(id: id)?.loaded != nil {
+                try host.eject(driveID: id, by: credentials(ctx))
+                driveChanged(id)
+            }
+        }
+    }
+
+    public func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply) {
+        guard let w = OpenHandle.from(handle) as? ControlWriter else { return reply.ok() }
+        do throws(VMError) { try finish(w, ctx) } catch { return reply.fail(error.errno) }
+        reply.ok()
+    }
+
+    public func release(_ ctx: RequestContext, ino: UInt64, handle: UInt64, flags: Int32, reply: consuming StatusReply) {
+        let h = OpenHandle.release(handle)
+        switch h {
+        case let w as ControlWriter:
+            try? finish(w, ctx)
+        case let d as DiscHandle:
+            d.runtime.emulator.detach(d.initiator)
+            d.runtime.openers.add(-1, ordering: .relaxed)
+        case let c as ContentsHandle:
+            contents.close(c)
+        case let e as EventsHandle:
+            e.close()
+        default:
+            break
+        }
+        reply.ok()
+    }
+
+    // MARK: creating, removing and renaming files
+
+    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, flags: Int32, reply: consuming CreateReply) {
+        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
+        // The kernel sends CREATE for an O_CREAT open of a name it has not cached, even if
+        // the name exists: answer as an open of the existing node would.
+        if name != "media", let existing = child(of: pk, named: name) {
+            if flags & O_EXCL != 0 { return reply.fail(EEXIST) }
+            switch existing {
+            case .disc: return reply.fail(EROFS)
+            case .temporary:
+                guard let f = temporaries.withLock({ $0[existing] }) else { return reply.fail(ENOENT) }
+                if flags & O_TRUNC != 0 { f.lock.withLock { $0.data.removeAll() } }
+                do throws(FSError) {
+                    return reply.created(try entry(existing), OpenResult(handle: TemporaryHandle(f).retainForKernel(), directIO: true))
+                } catch { return reply.fail(error.errno) }
+            case .guests, .library, .guest, .drive, .contents, .libraryItem: return reply.fail(EISDIR)
+            default: return reply.fail(EACCES)
+            }
+        }
+        guard case .drive(let id) = pk, host.drive(id: id) != nil else {
+            return reply.fail(EPERM)
+        }
+        if name == "media" {
+            let h = ControlWriter(target: .media(id), truncated: true)
+            let attrs = FileAttributes(ino: inodes.ino(.media(id)), mode: S_IFREG | 0o644, uid: ctx.uid, gid: ctx.gid,
+                                       accessTime: .now, modificationTime: .now, changeTime: .now)
+            return reply.created(Entry(attributes: attrs, entryTimeout: 0, attributeTimeout: 0),
+                                 OpenResult(handle: h.retainForKernel(), directIO: true))
+        }
+        guard !Names.reserved.contains(name), !name.contains("/"), name.utf8.count <= 255 else { return reply.fail(EPERM) }
+        let key = NodeKey.temporary(id, name)
+        let file = TemporaryFile(mode: mode & ~ctx.umask & 0o777, uid: ctx.uid, gid: ctx.gid)
+        temporaries.withLock { $0[key] = file }
+        do throws(FSError) {
+            reply.created(try entry(key), OpenResult(handle: TemporaryHandle(file).retainForKernel(), directIO: true))
+        } catch { reply.fail(error.errno) }
+    }
+
+    public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply) {
+        guard case .drive(let id)? = inodes.key(parent) else { return reply.fail(EPERM) }
+        if name == "media" {
+            do throws(VMError) {
+                try host.eject(driveID: id, by: credentials(ctx))
+                driveChanged(id)
+                return reply.ok()
+            } catch { return reply.fail(error.errno) }
+        }
+        let key = NodeKey.temporary(id, name)
+        guard temporaries.withLock({ $0.removeValue(forKey: key) }) != nil else {
+            return reply.fail(Names.reserved.contains(name) ? EPERM : ENOENT)
+        }
+        inodes.purge { $0 == key }
+        reply.ok()
+    }
+
+    /// Only an editor's save is a rename here: a temporary file renamed onto `media` inserts
+    /// what it holds.
+    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String,
+                       flags: UInt32, reply: consuming StatusReply) {
+        guard case .drive(let id)? = inodes.key(parent), parent == newParent else { return reply.fail(EPERM) }
+        let key = NodeKey.temporary(id, name)
+        guard let file = temporaries.withLock({ $0[key] }) else { return reply.fail(Names.reserved.contains(name) ? EPERM : ENOENT) }
+        if newName == "media" {
+            let text = file.lock.withLock { String(decoding: $0.data, as: UTF8.self) }
+            let trimmed = text.hasSuffix("\n") ? String(text.dropLast()) : text
+            do throws(VMError) {
+                if trimmed.isEmpty {
+                    if host.drive(id: id)?.loaded != nil { try host.eject(driveID: id, by: credentials(ctx)) }
+                } else {
+                    _ = try host.insert(driveID: id, text: trimmed, by: credentials(ctx))
+                }
+            } catch { return reply.fail(error.errno) }
+            _ = temporaries.withLock { $0.removeValue(forKey: key) }
+            inodes.purge { $0 == key }
+            driveChanged(id)
+            return reply.ok()
+        }
+        guard !Names.reserved.contains(newName) else { return reply.fail(EPERM) }
+        temporaries.withLock { t in
+            t[key] = nil
+            t[.temporary(id, newName)] = file
+        }
+        inodes.purge { $0 == key }
+        reply.ok()
+    }
+
+    public func readlink(_ ctx: RequestContext, ino: UInt64, reply: consuming LinkReply) {
+        guard case .contents(let d, let gen, let node)? = inodes.key(ino) else { return reply.fail(EINVAL) }
+        do throws(FSError) { reply.target(try contents.linkTarget(drive: d, generation: gen, node: node)) } catch { reply.fail(error.errno) }
+    }
+
+    public func poll(_ ctx: RequestContext, ino: UInt64, handle: UInt64, wake: PollHandle?, reply: consuming PollReply) {
+        guard let e = OpenHandle.from(handle) as? EventsHandle else { return reply.events(UInt32(POLLIN | POLLRDNORM)) }
+        reply.events(e.poll(wake))
+    }
+
+    public func interrupted(requestID: UInt64) {
+        // Only event reads wait; the id is the handle's number.
+        (OpenHandle.from(requestID) as? EventsHandle)?.interrupt()
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,105 @@
+import FuseKernel
+import SCSI
+import Synchronization
+import VirtualMedia
+
+/// An open file. The kernel's file handle number is this object's address, retained from
+/// open until release, so finding a handle on every read takes no lock.
+class OpenHandle: @unchecked Sendable {
+    var fh: UInt64 { UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())) }
+
+    /// Keeps the handle alive until `release(_:)`; returns its number for the kernel.
+    func retainForKernel() -> UInt64 { UInt64(UInt(bitPattern: Unmanaged.passRetained(self).toOpaque())) }
+
+    static func from(_ fh: UInt64) -> OpenHandle? {
+        guard let p = UnsafeRawPointer(bitPattern: UInt(fh)) else { return nil }
+        return Unmanaged<OpenHandle>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    static func release(_ fh: UInt64) -> OpenHandle? {
+        guard let p = UnsafeRawPointer(bitPattern: UInt(fh)) else { return nil }
+        return Unmanaged<OpenHandle>.fromOpaque(p).takeRetainedValue()
+    }
+}
+
+/// A read-only snapshot of a small text file (status, media, library facts), taken at open.
+final class TextHandle: OpenHandle, @unchecked Sendable {
+    let bytes: [UInt8]
+    init(_ text: String) { bytes = Array(text.utf8) }
+}
+
+/// An open `disc`: its own I_T nexus to the drive's emulator, and the media generation it
+/// was opened on. Once the emulator reports a change (unit attention or no medium) the
+/// handle is stale for good: it never reads another media's bytes.
+final class DiscHandle: OpenHandle, @unchecked Sendable {
+    let runtime: DriveRuntime
+    let initiator: InitiatorID
+    let generation: UInt64
+    let capacity: UInt64
+    let stale = Atomic<Bool>(false)
+
+    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, capacity: UInt64) {
+        self.runtime = runtime; self.initiator = initiator; self.generation = generation; self.capacity = capacity
+    }
+}
+
+/// Something written to a control file, waiting for a newline or the close to complete it.
+final class ControlWriter: OpenHandle, @unchecked Sendable {
+    enum Target { case media(Int64), sharable(String) }
+    let target: Target
+    private let state = Mutex<(buffer: [UInt8], truncated: Bool, wrote: Bool, done: Bool)>(([], false, false, false))
+
+    init(target: Target, truncated: Bool) {
+        self.target = target
+        super.init()
+        state.withLock { $0.truncated = truncated }
+    }
+
+    /// Adds written bytes; returns the complete lines now available (without their newlines).
+    func append(_ data: UnsafeRawBufferPointer) -> [String] {
+        state.withLock { s in
+            s.wrote = true
+            s.buffer.append(contentsOf: data)
+            var lines: [String] = []
+            while let nl = s.buffer.firstIndex(of: 0x0A) {
+                lines.append(String(decoding: s.buffer[..<nl], as: UTF8.self))
+                s.buffer.removeSubrange(...nl)
+            }
+            if !lines.isEmpty { s.done = true }
+            return lines
+        }
+    }
+
+    enum Pending { case nothing, line(String), truncate }
+
+    /// What the close must still do: an unterminated line, an eject for a truncation
+    /// with nothing written, or nothing. Taken once.
+    func takePending() -> Pending {
+        state.withLock { s in
+            if !s.buffer.isEmpty {
+                let line = String(decoding: s.buffer, as: UTF8.self)
+                s.buffer.removeAll()
+                s.done = true
+                return .line(line)
+            }
+            if s.truncated && !s.wrote && !s.done {
+                s.done = true
+                return .truncate
+            }
+            return .nothing
+        }
+    }
+
+    func markTruncated() { state.withLock { s in if !s.wrote { s.truncated = true } } }
+}
+
+/// An in-memory file an editor created in a drive directory.
+final class TemporaryFile: @unchecked Sendable {
+    let lock = Mutex<(data: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)>(([], 0o644, 0, 0))
+    init(mode: UInt32, uid: UInt32, gid: UInt32) { lock.withLock { $0 = ([], mode, uid, gid) } }
+}
+
+final class TemporaryHandle: OpenHandle, @unchecked Sendable {
+    let file: TemporaryFile
+    init(_ file: TemporaryFile) { self.file = file }
+}

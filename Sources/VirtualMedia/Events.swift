@@ -1,0 +1,85 @@
+import Synchronization
+
+/// One reader of the `events` stream: the lines posted since it subscribed, up to a bound.
+public final class EventSubscription: Sendable {
+    public let id: UInt64
+    /// Lines waiting to be read and how many were dropped since the last read.
+    private let queue = Mutex<(lines: [String], dropped: Int)>(([], 0))
+    /// Called (outside every lock) when a line arrives; the FS layer wakes its readers.
+    let wake: @Sendable () -> Void
+    static let capacity = 4096
+
+    init(id: UInt64, wake: @escaping @Sendable () -> Void) { self.id = id; self.wake = wake }
+
+    func push(_ line: String) {
+        queue.withLock { q in
+            if q.lines.count >= EventSubscription.capacity {
+                q.lines.removeFirst()
+                q.dropped += 1
+            }
+            q.lines.append(line)
+        }
+        wake()
+    }
+
+    /// Takes whole lines totalling at most `maxBytes` (at least one line, if any). A reader
+    /// that fell behind gets one `overflow` line saying how many lines it lost.
+    public func take(maxBytes: Int) -> [UInt8]? {
+        queue.withLock { q -> [UInt8]? in
+            var out: [UInt8] = []
+            if q.dropped > 0 {
+                out += Array("\(rfc3339(nowNanos())) overflow - dropped=\(q.dropped)\n".utf8)
+                q.dropped = 0
+            }
+            var taken = 0
+            for line in q.lines {
+                let bytes = Array(line.utf8) + [0x0A]
+                if !out.isEmpty && out.count + bytes.count > maxBytes { break }
+                out += bytes
+                taken += 1
+            }
+            q.lines.removeFirst(taken)
+            return out.isEmpty ? nil : out
+        }
+    }
+
+    public var hasData: Bool { queue.withLock { !$0.lines.isEmpty || $0.dropped > 0 } }
+}
+
+/// The `events` stream: every reader sees each line posted after it subscribed. A slow
+/// reader never holds anyone up: past `EventSubscription.capacity` lines its oldest are
+/// dropped and it is told how many.
+public final class EventBus: Sendable {
+    private let subscribers = Mutex<[UInt64: EventSubscription]>([:])
+    private let nextID = Atomic<UInt64>(1)
+
+    public init() {}
+
+    public func subscribe(wake: @escaping @Sendable () -> Void) -> EventSubscription {
+        let s = EventSubscription(id: nextID.add(1, ordering: .relaxed).oldValue, wake: wake)
+        subscribers.withLock { $0[s.id] = s }
+        return s
+    }
+
+    public func unsubscribe(_ s: EventSubscription) { _ = subscribers.withLock { $0.removeValue(forKey: s.id) } }
+
+    /// Posts `TIME KIND GUEST/DRIVE key=value...`. Values holding spaces, quotes or
+    /// backslashes are double-quoted with backslash escapes.
+    public func post(_ kind: String, _ object: String, _ fields: [(String, String)] = []) {
+        var line = "\(rfc3339(nowNanos())) \(kind) \(object.isEmpty ? "-" : object)"
+        for (k, v) in fields { line += " \(k)=\(EventBus.quote(v))" }
+        let targets = subscribers.withLock { Array($0.values) }
+        for s in targets { s.push(line) }
+    }
+
+    static func quote(_ v: String) -> String {
+        let v = v.replacingNewlines()
+        guard v.isEmpty || v.contains(where: { $0 == " " || $0 == "\"" || $0 == "\\" || $0 == "\t" }) else { return v }
+        var out = "\""
+        for c in v {
+            if c == "\"" || c == "\\" { out.append("\\") }
+            out.append(c)
+        }
+        return out + "\""
+    }
+}

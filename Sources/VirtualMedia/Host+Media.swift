@@ -1,0 +1,215 @@
+import Glibc
+import SCSI
+
+extension Host {
+    /// Inserts the image named by `text` (an absolute path or a `library/` NAME, with or
+    /// without a trailing newline) into a drive, for `user`. A loaded drive swaps in one
+    /// step; if the new image is refused the old one stays. Returns the resolved path.
+    /// A refusal is recorded as `last_error`, in the history, the log and `events`.
+    public func insert(driveID: Int64, text: String, by user: Credentials) throws(VMError) -> String {
+        do {
+            let path = try resolve(text)
+            let opened = try policy.open(path, as: user)
+            let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
+                                     onChange: { [weak self] why in self?.backingChanged(driveID: driveID, reason: why) })
+            return try load(source, driveID: driveID, by: user)
+        } catch {
+            refuse(driveID: driveID, text: text, error: error, user: user)
+            throw error
+        }
+    }
+
+    private func resolve(_ text: String) throws(VMError) -> String {
+        var t = Substring(text)
+        while t.last == "\n" || t.last == "\r" { t = t.dropLast() }
+        guard !t.isEmpty else { throw VMError(EINVAL, "empty path") }
+        guard t.utf8.count < Int(PATH_MAX) else { throw VMError(ENAMETOOLONG, "path longer than PATH_MAX") }
+        guard !t.contains("\n") else { throw VMError(EINVAL, "one path per write") }
+        if t.hasPrefix("/") { return String(t) }
+        guard let item = libraryItem(named: String(t)) else { throw VMError(ENOENT, "no library image named \(t)") }
+        return item.path
+    }
+
+    private func load(_ source: ImageSource, driveID: Int64, by user: Credentials) throws(VMError) -> String {
+        let (label, swapped) = try state.withLock { (st: inout HostState) throws(VMError) -> (String, String?) in
+            guard var d = st.drives[driveID], let rt = st.runtimes[driveID] else { throw VMError(ENOENT, "no such drive") }
+            for other in st.drives.values where other.id != driveID {
+                guard let m = other.loaded, m.identity.device == source.identity.device,
+                      m.identity.inode == source.identity.inode else { continue }
+                if source.kind == .device {
+                    throw VMError(EBUSY, "host drive \(source.path) is in use by \(st.label(other))")
+                }
+                if !(st.sharable[source.path] ?? false) {
+                    throw VMError(EBUSY, "\(source.path) is loaded in \(st.label(other)) and is not sharable")
+                }
+            }
+            let old = rt.emulator.medium
+            if source.kind == .device { _ = lockDoor(source, true) }
+            do {
+                try rt.emulator.insert(Medium(source: source))
+            } catch {
+                throw VMError(EBUSY, "the guest has locked drive \(st.label(d)); media not changed")
+            }
+            let loaded = LoadedMedia(path: source.path, kind: source.kind, identity: source.identity,
+                                     loadedBy: user.uid, loadedAt: nowNanos())
+            do throws(VMError) {
+                try store.setLoaded(driveID: driveID, loaded, lastError: "",
+                                    history: HistoryEvent(time: loaded.loadedAt, kind: "insert", guest: st.guests[d.guestID]?.name ?? "",
+                                                          drive: d.name, uid: user.uid, detail: source.path))
+            } catch {
+                // Not durable, so not done: put the drive back as it was.
+                if let old { try? rt.emulator.insert(old) } else { _ = try? rt.emulator.eject() }
+                throw error
+            }
+            let swapped = d.loaded?.path
+            d.loaded = loaded
+            d.lastError = ""
+            st.drives[driveID] = d
+            return (st.label(d), swapped)
+        }
+        var fields = [("media", source.path), ("kind", source.kind.rawValue), ("uid", String(user.uid))]
+        if let swapped { fields.append(("replaced", swapped)) }
+        events.post("insert", label, fields)
+        Log.info("\(label): inserted \(source.path) for uid \(user.uid)\(swapped.map { " (replacing \($0))" } ?? "")")
+        return source.path
+    }
+
+    private func lockDoor(_ source: ImageSource, _ lock: Bool) -> Bool {
+        guard let fd = source.fileDescriptor else { return false }
+        return vmfsLockDoor(fd, lock)
+    }
+
+    /// Ejects a drive's media for `user`. While the guest prevents removal the eject is
+    /// requested from the guest, `eject_pending=yes` shows in status, and `EBUSY` is thrown;
+    /// the eject then completes by itself when the guest allows removal.
+    public func eject(driveID: Int64, by user: Credentials) throws(VMError) {
+        do {
+            let (label, path) = try state.withLock { (st: inout HostState) throws(VMError) -> (String, String) in
+                guard var d = st.drives[driveID], let rt = st.runtimes[driveID] else { throw VMError(ENOENT, "no such drive") }
+                guard let loaded = d.loaded else { throw VMError(ENOENT, "drive \(st.label(d)) is empty") }
+                do {
+                    try rt.emulator.eject()
+                } catch HostError.noMedium {
+                    // The emulator is already empty (a guest eject racing ours): record it.
+                } catch {
+                    throw VMError(EBUSY, "the guest has locked drive \(st.label(d)); eject requested from the guest")
+                }
+                try store.setLoaded(driveID: driveID, nil, lastError: "",
+                                    history: HistoryEvent(time: nowNanos(), kind: "eject", guest: st.guests[d.guestID]?.name ?? "",
+                                                          drive: d.name, uid: user.uid, detail: loaded.path))
+                d.loaded = nil
+                d.lastError = ""
+                st.drives[driveID] = d
+                return (st.label(d), loaded.path)
+            }
+            events.post("eject", label, [("media", path), ("by", "host"), ("uid", String(user.uid))])
+            Log.info("\(label): ejected \(path) for uid \(user.uid)")
+        } catch {
+            refuse(driveID: driveID, text: "eject", error: error, user: user)
+            throw error
+        }
+    }
+
+    /// Records a refusal: `last_error`, history, log and an `events` line.
+    func refuse(driveID: Int64, text: String, error: VMError, user: Credentials) {
+        let label: String? = state.withLock { st in
+            guard var d = st.drives[driveID] else { return nil }
+            d.lastError = error.reason
+            st.drives[driveID] = d
+            try? store.setLastError(driveID: driveID, error.reason,
+                                    history: HistoryEvent(time: nowNanos(), kind: "refuse", guest: st.guests[d.guestID]?.name ?? "",
+                                                          drive: d.name, uid: user.uid, detail: "\(text.replacingNewlines()): \(error.reason)"))
+            return st.label(d)
+        }
+        guard let label else { return }
+        let pending = runtime(driveID: driveID)?.emulator.state.ejectPending ?? false
+        events.post("refuse", label, [("request", text.replacingNewlines()), ("errno", String(error.errno)),
+                                      ("reason", error.reason)] + (pending ? [("eject_pending", "yes")] : []))
+        Log.warning("\(label): refused \(text.replacingNewlines()) for uid \(user.uid): \(error.reason)")
+    }
+
+    /// A guest ejected (START STOP UNIT) or a deferred eject completed: the emulator is
+    /// already empty; record it.
+    func ejectedBySCSI(driveID: Int64, cause: EjectCause) {
+        let done: (String, String)? = state.withLock { st in
+            guard var d = st.drives[driveID], let loaded = d.loaded else { return nil }
+            if let rt = st.runtimes[driveID], rt.emulator.state.mediumPresent { return nil }
+            let who = if case .guest = cause { "guest" } else { "deferred" }
+            try? store.setLoaded(driveID: driveID, nil, lastError: "",
+                                 history: HistoryEvent(time: nowNanos(), kind: "eject", guest: st.guests[d.guestID]?.name ?? "",
+                                                       drive: d.name, uid: 0, detail: "\(loaded.path) by=\(who)"))
+            d.loaded = nil
+            d.lastError = ""
+            st.drives[driveID] = d
+            return (st.label(d), loaded.path)
+        }
+        guard let (label, path) = done else { return }
+        let who = if case .guest = cause { "guest" } else { "deferred" }
+        events.post("eject", label, [("media", path), ("by", who)])
+        Log.info("\(label): \(path) ejected (\(who))")
+        notifyChanged(driveID)
+    }
+
+    func lockChanged(driveID: Int64, locked: Bool) {
+        guard let d = drive(id: driveID) else { return }
+        let label = state.withLock { $0.label(d) }
+        events.post(locked ? "lock" : "unlock", label)
+        notifyChanged(driveID)
+    }
+
+    /// The image under a loaded drive changed: reads already fail (the source refuses);
+    /// say why in status, the history, the log and `events`. Runs off the reader's thread.
+    func backingChanged(driveID: Int64, reason: String) {
+        background.async { [self] in
+            let label: String? = state.withLock { st in
+                guard var d = st.drives[driveID] else { return nil }
+                d.lastError = reason
+                st.drives[driveID] = d
+                try? store.setLastError(driveID: driveID, reason,
+                                        history: HistoryEvent(time: nowNanos(), kind: "change", guest: st.guests[d.guestID]?.name ?? "",
+                                                              drive: d.name, uid: 0, detail: reason))
+                return st.label(d)
+            }
+            guard let label else { return }
+            events.post("change", label, [("reason", reason)])
+            Log.error("\(label): \(reason)")
+            notifyChanged(driveID)
+        }
+    }
+
+    /// Brings one drive back at start. Media whose image vanished or changed while the
+    /// daemon was down are not loaded; `last_error` says why.
+    func restore(_ stored: DriveRecord) throws(VMError) {
+        var d = stored
+        let rt = makeRuntime(for: d)
+        if let m = d.loaded {
+            var why: String?
+            do {
+                let opened = try policy.open(m.path, as: .daemon)
+                let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
+                                         onChange: { [weak self] r in self?.backingChanged(driveID: stored.id, reason: r) })
+                if opened.identity != m.identity && !(m.kind == .device && opened.identity.device == m.identity.device) {
+                    why = "image \(m.path) changed while vmediafs was down; not reloaded"
+                } else {
+                    if source.kind == .device { _ = lockDoor(source, true) }
+                    try? rt.emulator.insert(Medium(source: source))
+                }
+            } catch {
+                why = error.errno == ENOENT ? "image \(m.path) vanished while vmediafs was down" : "image \(m.path) not reloaded: \(error.reason)"
+            }
+            if let why {
+                d.loaded = nil
+                d.lastError = why
+                try store.setLoaded(driveID: d.id, nil, lastError: why,
+                                    history: HistoryEvent(time: nowNanos(), kind: "eject", guest: guest(id: d.guestID)?.name ?? "",
+                                                          drive: d.name, uid: 0, detail: why))
+                Log.warning("drive \(d.name): \(why)")
+            }
+        }
+        state.withLock { st in
+            st.drives[d.id] = d
+            st.driveByName[d.name] = d.id
+            st.runtimes[d.id] = rt
+        }
+    }
+}

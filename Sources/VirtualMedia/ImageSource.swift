@@ -1,0 +1,105 @@
+import CSystem
+import Glibc
+import SCSI
+import Synchronization
+
+/// What identifies the bytes of an image when it was loaded. Any difference later means
+/// the image was replaced, truncated or rewritten under the drive.
+public struct ImageIdentity: Sendable, Equatable, Codable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    public var modificationNanos: Int64
+
+    init(_ st: stat, size: UInt64) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        self.size = size
+        modificationNanos = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+    }
+    public init(device: UInt64, inode: UInt64, size: UInt64, modificationNanos: Int64) {
+        self.device = device; self.inode = inode; self.size = size; self.modificationNanos = modificationNanos
+    }
+}
+
+/// The kind of thing loaded in a drive.
+public enum MediaKind: String, Sendable, Codable {
+    case file
+    case device
+}
+
+/// A loaded image: an open descriptor that the emulator reads through (and that the FUSE
+/// layer may splice from), and the identity it had when loaded.
+public final class ImageSource: BlockSource, @unchecked Sendable {
+    public let path: String
+    public let kind: MediaKind
+    public let identity: ImageIdentity
+    public let byteCount: UInt64
+    private let fd: Int32
+    /// Set once the backing is found changed; then every read fails.
+    private let broken = Mutex<String?>(nil)
+    /// Called once, the first time a change is found.
+    let onChange: @Sendable (String) -> Void
+
+    init(path: String, kind: MediaKind, fd: Int32, identity: ImageIdentity, onChange: @escaping @Sendable (String) -> Void) {
+        self.path = path; self.kind = kind; self.fd = fd; self.identity = identity
+        self.byteCount = identity.size; self.onChange = onChange
+    }
+
+    deinit {
+        if kind == .device { _ = vmfsLockDoor(fd, false) }
+        close(fd)
+    }
+
+    public var fileDescriptor: Int32? { fd }
+
+    /// Compares the descriptor (size, mtime) and the path (device, inode) with the identity
+    /// recorded at load. A block device is checked by its descriptor only.
+    public func validate() throws(MediumError) {
+        if let why = broken.withLock({ $0 }) { throw MediumError(reason: why) }
+        guard let why = changeReason() else { return }
+        let first = broken.withLock { old -> Bool in
+            if old != nil { return false }
+            old = why
+            return true
+        }
+        if first { onChange(why) }
+        throw MediumError(reason: why)
+    }
+
+    /// Why the backing no longer matches what was loaded, or nil if it still does.
+    public func changeReason() -> String? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return "image \(path) cannot be examined: \(String(cString: strerror(errno)))" }
+        if kind == .device { return nil }
+        if UInt64(st.st_size) != identity.size { return "image \(path) changed size while loaded (\(identity.size) -> \(st.st_size) bytes)" }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        if mtime != identity.modificationNanos { return "image \(path) was modified while loaded" }
+        var pst = stat()
+        if stat(path, &pst) != 0 { return "image \(path) was removed while loaded" }
+        if UInt64(pst.st_dev) != identity.device || UInt64(pst.st_ino) != identity.inode {
+            return "image \(path) was replaced while loaded"
+        }
+        return nil
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw MediumError(reason: "reading \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+}
+
+/// Locks or unlocks a host drive's door (CDROM_LOCKDOOR); devices without a door
+/// (loop devices) say ENOTTY, which is fine.
+func vmfsLockDoor(_ fd: Int32, _ lock: Bool) -> Bool {
+    vmfs_ioctl_int(fd, vmfs_ioctl_cdrom_lockdoor(), lock ? 1 : 0) == 0
+}

@@ -1,0 +1,72 @@
+import Glibc
+
+/// One image in the virtual media repository (`library/NAME/`).
+public struct LibraryItem: Sendable, Equatable {
+    public var name: String
+    public var path: String
+    public var size: UInt64
+    public var uid: UInt32
+    public var gid: UInt32
+    public var modificationTime: Nanos
+}
+
+extension Host {
+    /// The images directly in the media folders: regular, non-empty files whose names do not
+    /// start with "."; a name found in two folders is taken from the first.
+    public func library() -> [LibraryItem] {
+        var seen = Set<String>()
+        var items: [LibraryItem] = []
+        for root in policy.mediaRoots {
+            guard let dir = opendir(root) else { continue }
+            defer { closedir(dir) }
+            while let ent = readdir(dir) {
+                let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                guard !name.hasPrefix("."), !seen.contains(name), let item = libraryEntry(root: root, name: name) else { continue }
+                seen.insert(name)
+                items.append(item)
+            }
+        }
+        return items.sorted { $0.name < $1.name }
+    }
+
+    /// The repository image called `name`, if there is one.
+    public func libraryItem(named name: String) -> LibraryItem? {
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else { return nil }
+        for root in policy.mediaRoots {
+            if let item = libraryEntry(root: root, name: name) { return item }
+        }
+        return nil
+    }
+
+    private func libraryEntry(root: String, name: String) -> LibraryItem? {
+        let path = root + name
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
+        return LibraryItem(name: name, path: path, size: UInt64(st.st_size), uid: st.st_uid, gid: st.st_gid,
+                           modificationTime: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+
+    /// `GUEST/DRIVE` of every drive that has `path` loaded.
+    public func users(of path: String) -> [String] {
+        state.withLock { st in
+            st.drives.values.filter { $0.loaded?.path == path }.map { st.label($0) }.sorted()
+        }
+    }
+
+    public func isSharable(_ path: String) -> Bool { state.withLock { $0.sharable[path] ?? false } }
+
+    /// Sets whether an image may be loaded in several drives at once. Only the image file's
+    /// owner (or root) may. Turning sharing off leaves current users loaded.
+    public func setSharable(name: String, _ value: Bool, by user: Credentials) throws(VMError) {
+        guard let item = libraryItem(named: name) else { throw VMError(ENOENT, "no library image named \(name)") }
+        guard user.uid == 0 || user.uid == item.uid else { throw VMError(EACCES, "only the owner of \(item.path) may change sharing") }
+        try state.withLock { (st: inout HostState) throws(VMError) in
+            try store.setSharable(path: item.path, value,
+                                  history: HistoryEvent(time: nowNanos(), kind: "share", guest: "", drive: "", uid: user.uid,
+                                                        detail: "\(item.path) sharable=\(value ? "yes" : "no")"))
+            st.sharable[item.path] = value
+        }
+        events.post("share", "", [("media", item.path), ("sharable", value ? "yes" : "no"), ("uid", String(user.uid))])
+        Log.info("\(item.path) sharable=\(value ? "yes" : "no") by uid \(user.uid)")
+    }
+}

@@ -1,0 +1,35 @@
+import SCSI
+
+extension Host {
+    /// The drive's `status` file: stable `key=value` lines (contract section 2.3).
+    public func status(driveID: Int64) -> String? {
+        let snapshot: (DriveRecord, String, DriveRuntime?, Bool)? = state.withLock { st in
+            guard let d = st.drives[driveID] else { return nil }
+            let sharable = d.loaded.map { $0.kind == .file && (st.sharable[$0.path] ?? false) } ?? false
+            return (d, st.guests[d.guestID]?.name ?? "", st.runtimes[driveID], sharable)
+        }
+        guard let (d, guest, rt, sharable) = snapshot else { return nil }
+        let emu = rt?.emulator.state
+        let blocks = d.loaded.map { ($0.identity.size + 2047) / 2048 } ?? 0
+        var lines: [(String, String)] = [
+            ("guest", guest),
+            ("drive", d.name),
+            ("state", d.loaded == nil ? "empty" : "loaded"),
+            ("kind", d.loaded?.kind.rawValue ?? "none"),
+            ("media", d.loaded?.path ?? ""),
+            ("size", String(d.loaded?.identity.size ?? 0)),
+            ("blocks", String(blocks)),
+            ("block_size", "2048"),
+            ("sharable", sharable ? "yes" : "no"),
+            ("locked", emu?.locked == true ? "yes" : "no"),
+            ("eject_pending", emu?.ejectPending == true ? "yes" : "no"),
+            ("generation", String(emu?.generation ?? 0)),
+            ("openers", String(rt?.openers.load(ordering: .relaxed) ?? 0)),
+            ("loaded_by", d.loaded.map { String($0.loadedBy) } ?? ""),
+            ("loaded_at", d.loaded.map { rfc3339($0.loadedAt) } ?? ""),
+            ("last_error", d.lastError),
+        ]
+        lines.append(("lun", String(d.lun)))
+        return lines.map { "\($0.0)=\($0.1.replacingNewlines())\n" }.joined()
+    }
+}
