@@ -11,6 +11,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vmediafs", targets: ["vmediafs"]),
+        .executable(name: "vmedia", targets: ["vmedia"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
@@ -24,8 +28,14 @@ let package = Package(
         .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CSystem"]),
         .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660"]),
         .executableTarget(name: "vmediafs", dependencies: ["VMediaFS"]),
+        // The administrator's command line: works only through the mounted tree's files.
+        .target(name: "VMediaCLI"),
+        .executableTarget(name: "vmedia", dependencies: [
+            "VMediaCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "SCSITests", dependencies: ["SCSI"]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
-        .testTarget(name: "MountTests", dependencies: ["vmediafs"]),
+        .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
+        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia"]),
     ]
 )
