@@ -34,6 +34,7 @@ let package = Package(
             "VMediaCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "SCSITests", dependencies: ["SCSI"]),
+        .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660"]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
         .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia"]),

@@ -136,8 +136,3 @@ public final class FuseSession: @unchecked Sendable {
     var options: SessionOptions { box.options }
 }
 
-extension FuseSession {
-    /// Detaches from the terminal (unless `foreground`), keeping the current directory.
-    /// The corresponding C function is `fuse_daemonize`.
-    public static func daemonize(foreground: Bool) -> Bool { fuse_daemonize(foreground ? 1 : 0) == 0 }
-}

@@ -110,7 +110,12 @@ public struct DaemonOptions: Sendable, Equatable {
 
 /// Runs the daemon: opens the state, mounts, serves until unmounted or signalled.
 /// Returns the process exit status.
+///
+/// Without `-f` the process detaches first, before any thread or file exists (SQLite's
+/// locks do not survive a fork), and the parent waits until the child reports the mount
+/// ready or failed: `mount -t fuse.vmediafs` and scripts see the real outcome.
 public func runDaemon(_ o: DaemonOptions) -> Int32 {
+    let ready: Int32? = o.foreground ? nil : detachFromTerminal()
     let host: Host
     do throws(VMError) {
         let store = try StateStore(path: o.resolvedStatePath)
@@ -133,8 +138,13 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         return 1
     }
     Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath))")
-    if !o.foreground {
-        _ = FuseSession.daemonize(foreground: false)
+    if let ready {
+        var ok: UInt8 = 0
+        _ = write(ready, &ok, 1)
+        close(ready)
+        _ = chdir("/")
+        let null = open("/dev/null", O_RDWR)
+        if null >= 0 { for fd in Int32(0)...2 { dup2(null, fd) }; if null > 2 { close(null) } }
         Log.useSyslog()
     }
     session.installSignalHandlers()
@@ -142,4 +152,41 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
     session.unmount()
     Log.info("unmounted \(o.mountpoint)")
     return rc == 0 ? 0 : 1
+}
+
+/// Forks; the parent waits for the child's one-byte "mounted" report and exits 0, or with
+/// the child's exit status if the child ended without reporting. Returns, in the child,
+/// the descriptor to report on.
+private func detachFromTerminal() -> Int32 {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return -1 }
+    let pid = fork()
+    if pid < 0 { return -1 }
+    if pid > 0 {
+        close(fds[1])
+        var byte: UInt8 = 1
+        let n = read(fds[0], &byte, 1)
+        if n == 1 && byte == 0 { exit(0) }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        exit((status >> 8) & 0xFF == 0 ? 1 : (status >> 8) & 0xFF)
+    }
+    close(fds[0])
+    setsid()
+    closeInheritedDescriptors(keeping: fds[1])
+    return fds[1]
+}
+
+/// Closes every descriptor above 2 but `keep`: a daemon must not hold what its starter
+/// left open (a test runner's or a mount helper's pipes and sockets would never see EOF).
+private func closeInheritedDescriptors(keeping keep: Int32) {
+    guard let dir = opendir("/proc/self/fd") else { return }
+    var open: [Int32] = []
+    while let ent = readdir(dir) {
+        let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        if let fd = Int32(name), fd > 2, fd != keep { open.append(fd) }
+    }
+    let own = dirfd(dir)
+    closedir(dir)
+    for fd in open where fd != own { close(fd) }
 }
