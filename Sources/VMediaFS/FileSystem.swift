@@ -39,6 +39,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// A drive's media or lock changed outside a request on its own files: drop the
     /// kernel's view of its names so the next walk sees the change.
     public func driveChanged(_ driveID: Int64) {
+        contents.forget(drive: driveID)
         guard let s = session else { return }
         let ino = inodes.ino(.drive(driveID))
         for name in ["media", "disc", "contents", "status"] { s.invalidateEntry(parent: ino, name: name) }
