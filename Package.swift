@@ -3,8 +3,9 @@ import PackageDescription
 
 // One direction of imports (see docs/architecture.md):
 //   vmediafs  ->  VMediaFS  ->  FuseKernel -> CFuse3
-//                           ->  VirtualMedia -> SCSI, CSQLite, CSystem
+//                           ->  VirtualMedia -> SCSI, CSQLite, CPosixShims
 //                           ->  ISO9660
+//                           ->  ISCSI -> SCSI, swift-nio
 // SCSI and ISO9660 do no I/O of their own; only FuseKernel sees libfuse; only the store sees SQLite.
 let package = Package(
     name: "vmediafs",
@@ -15,18 +16,23 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
                        providers: [.apt(["libfuse3-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "CSystem"),
+        .target(name: "CPosixShims"),
         .target(name: "FuseKernel", dependencies: ["CFuse3"]),
         .target(name: "SCSI"),
         .target(name: "ISO9660"),
-        .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CSystem"]),
-        .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660"]),
+        // The iSCSI target: guests reach their drives' emulators over the network.
+        .target(name: "ISCSI", dependencies: [
+            "SCSI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CPosixShims"]),
+        .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660", "ISCSI"]),
         .executableTarget(name: "vmediafs", dependencies: ["VMediaFS"]),
         // The administrator's command line: works only through the mounted tree's files.
         .target(name: "VMediaCLI"),
@@ -35,8 +41,17 @@ let package = Package(
         ]),
         .testTarget(name: "SCSITests", dependencies: ["SCSI"]),
         .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660"]),
+        // Serves one ISO over iSCSI without the filesystem: for real initiators and benchmarks.
+        .executableTarget(name: "iscsi-demo", dependencies: ["ISCSI", "SCSI"]),
+        // A minimal initiator that tests drive by hand (login, PREVENT, START STOP, ...).
+        .target(name: "ISCSITestSupport", dependencies: ["ISCSI", .product(name: "NIOCore", package: "swift-nio")],
+                path: "Tests/ISCSITestSupport"),
+        .testTarget(name: "ISCSITests", dependencies: [
+            "ISCSI", "SCSI", "ISCSITestSupport", "iscsi-demo",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
-        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia"]),
+        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "ISCSITestSupport"]),
     ]
 )

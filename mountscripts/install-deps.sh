@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(libfuse3-dev fuse3 libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(xorriso genisoimage udftools p7zip-full libcdio-utils util-linux python3)
+  pkgs+=(xorriso genisoimage udftools p7zip-full libcdio-utils util-linux python3 libiscsi-bin qemu-utils qemu-block-extra)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,4 +1,4 @@
-import CSystem
+import CPosixShims
 import Glibc
 
 /// The user a request acts for: the caller's ids, not the daemon's.

@@ -1,4 +1,4 @@
-import CSystem
+import CPosixShims
 import Glibc
 import SCSI
 import Synchronization

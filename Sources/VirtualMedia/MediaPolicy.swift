@@ -1,4 +1,4 @@
-import CSystem
+import CPosixShims
 import Glibc
 
 /// Where media may come from: the repository folders and the host's own drives.

@@ -1,5 +1,5 @@
-#ifndef VMEDIAFS_CSYSTEM_H
-#define VMEDIAFS_CSYSTEM_H
+#ifndef VMEDIAFS_CPOSIXSHIMS_H
+#define VMEDIAFS_CPOSIXSHIMS_H
 // Small C shims for what Swift cannot import directly. Each says why it exists.
 #include <sys/types.h>
 #include <stddef.h>

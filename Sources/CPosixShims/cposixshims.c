@@ -1,4 +1,4 @@
-#include "csystem.h"
+#include "cposixshims.h"
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <unistd.h>

@@ -1,0 +1,264 @@
+import NIOCore
+import SCSI
+
+/// A SCSI command received and not yet answered. Event-loop only.
+final class CommandTask {
+    let itt: UInt32
+    let lunField: UInt64
+    let lun: UInt64
+    let cdb: [UInt8]
+    let expectedLength: Int
+    let readsData: Bool
+    /// Write-direction data collected before the command runs (immediate data and R2T/Data-Out).
+    var dataOut: [UInt8] = []
+    var received = 0
+    var collecting = false
+    /// The outstanding R2T's tag, if any (MaxOutstandingR2T is 1).
+    var r2tTag: UInt32?
+    var r2tSN: UInt32 = 0
+    /// Aborted by task management: it finishes silently.
+    var aborted = false
+
+    init(itt: UInt32, lunField: UInt64, lun: UInt64, cdb: [UInt8], expectedLength: Int, readsData: Bool) {
+        self.itt = itt
+        self.lunField = lunField
+        self.lun = lun
+        self.cdb = cdb
+        self.expectedLength = expectedLength
+        self.readsData = readsData
+    }
+
+    var waitingForData: Bool { collecting && received < expectedLength }
+}
+
+extension ISCSIConnection {
+    /// Write-direction commands with an expected length up to this are collected (R2T) before
+    /// they run; larger ones (no command of a CD drive writes that much: WRITE gets 07/27/00) run
+    /// at once with no data, and their unsolicited data is dropped.
+    static let collectLimit = 1_048_576
+
+    /// SCSI Command (RFC 7143 11.3).
+    func handleCommand(_ pdu: ISCSIPDU) {
+        guard case .normal = kind else { return reject(pdu, RejectReason.protocolError) }
+        guard acceptCmdSN(pdu) else { return }
+        guard tasks.count < 4 * services.limits.commandWindow else { return close() }  // ignores MaxCmdSN
+        let flags = pdu.flags
+        let writes = flags & 0x20 != 0
+        let expected = Int(pdu.u32(at: 20))
+        var cdb = Array(pdu.bhs[32..<48])
+        if pdu.ahs.count >= 4, pdu.ahs[2] == 0x01 {  // Extended CDB AHS (11.2.2.3)
+            let length = Int(pdu.ahs[0]) << 8 | Int(pdu.ahs[1])
+            cdb += pdu.ahs[4..<min(pdu.ahs.count, 3 + length)]
+        }
+        let task = CommandTask(itt: pdu.initiatorTaskTag, lunField: pdu.lunField, lun: pdu.lun, cdb: cdb,
+                               expectedLength: expected, readsData: flags & 0x40 != 0)
+        if !pdu.data.isEmpty {  // immediate data: only for writes, within FirstBurstLength
+            guard writes, pdu.data.count <= min(expected, parameters.firstBurstLength) else { return close() }
+        }
+        if writes && expected > 0 && expected <= ISCSIConnection.collectLimit {
+            task.collecting = true
+            task.dataOut = [UInt8](repeating: 0, count: expected)
+            task.dataOut.replaceSubrange(0..<pdu.data.count, with: pdu.data)
+            task.received = pdu.data.count
+        } else {
+            task.dataOut = pdu.data
+        }
+        tasks.append(task)
+        // F=1: no unsolicited Data-Out follows (InitialR2T=Yes), so ask for the rest now.
+        if task.waitingForData && flags & 0x80 != 0 { requestData(task) }
+        pump()
+    }
+
+    /// Sends an R2T for the next burst of `task`'s data (RFC 7143 11.8).
+    func requestData(_ task: CommandTask) {
+        let length = min(task.expectedLength - task.received, parameters.maxBurstLength)
+        guard length > 0 else { return }
+        let ttt = makeTargetTransferTag()
+        task.r2tTag = ttt
+        var p = ISCSIPDU(opcode: .readyToTransfer, flags: 0x80)
+        p.lunField = task.lunField
+        p.initiatorTaskTag = task.itt
+        p.setU32(ttt, at: 20)
+        p.stamp(sequence)  // StatSN is the next one, not advanced
+        p.setU32(task.r2tSN, at: 36)
+        p.setU32(UInt32(task.received), at: 40)
+        p.setU32(UInt32(length), at: 44)
+        task.r2tSN &+= 1
+        send(p)
+    }
+
+    /// SCSI Data-Out (RFC 7143 11.7). Data for a task we no longer have is dropped; data outside
+    /// the expected length is a protocol error that closes the connection.
+    func handleDataOut(_ pdu: ISCSIPDU) {
+        guard let task = tasks.first(where: { $0.itt == pdu.initiatorTaskTag }), task.collecting else { return }
+        let offset = Int(pdu.u32(at: 40))
+        guard offset + pdu.data.count <= task.expectedLength else { return close() }
+        task.dataOut.replaceSubrange(offset..<offset + pdu.data.count, with: pdu.data)
+        task.received += pdu.data.count
+        guard pdu.final else { return }
+        let ttt = pdu.u32(at: 20)
+        if ttt == ISCSIPDU.reservedTag || ttt == task.r2tTag {  // end of an unsolicited burst or of our R2T
+            task.r2tTag = nil
+            if task.waitingForData { requestData(task) } else { pump() }
+        }
+    }
+
+    /// Starts the first queued command if none is running and its data is complete.
+    func pump() {
+        guard !running, phase == .fullFeature, let task = tasks.first else { return }
+        if task.waitingForData { return }
+        if task.aborted { tasks.removeFirst(); return pump() }
+        guard case .normal(let target) = kind, let context else { return }
+        running = true
+        let prefetch = task.readsData ? min(task.expectedLength, services.limits.readChunk) : 0
+        let request = CommandRequest(target: target, lun: task.lun, cdb: task.cdb, dataOut: task.dataOut,
+                                     prefetch: prefetch, expected: task.expectedLength)
+        let provider = services.provider
+        let nexus = self.nexus
+        services.pool.runIfActive(eventLoop: context.eventLoop) {
+            SCSIDispatch.execute(request, provider: provider, nexus: nexus)
+        }.assumeIsolated().whenComplete { result in
+            guard self.phase == .fullFeature else { return }
+            switch result {
+            case .success(let outcome?): self.answer(task, outcome)
+            case .success(nil): return
+            case .failure: self.close()
+            }
+        }
+    }
+
+    /// Answers a finished command: GOOD with data as Data-In (status in the last one), anything
+    /// else as a SCSI Response.
+    private func answer(_ task: CommandTask, _ executed: ExecutedCommand) {
+        let result = executed.result
+        if task.aborted { return finish(task) }
+        guard result.status == .good, result.data.count > 0 else {
+            send(ResponseBuilder.scsiResponse(itt: task.itt, status: result.status, sense: result.senseBytes,
+                                              produced: result.data.count, expected: task.expectedLength,
+                                              sn: nextStatus()))
+            return finish(task)
+        }
+        let total = result.data.count
+        let toSend = task.readsData ? min(total, task.expectedLength) : 0
+        guard toSend > 0 else {
+            send(ResponseBuilder.scsiResponse(itt: task.itt, status: .good, sense: [], produced: total,
+                                              expected: task.expectedLength, sn: nextStatus()))
+            return finish(task)
+        }
+        var stream = DataInStream(task: task, total: total, toSend: toSend,
+                                  segment: min(parameters.initiatorMaxRecvDataSegmentLength, 262_144),
+                                  burst: parameters.maxBurstLength)
+        switch result.data {
+        case .bytes(let bytes):
+            stream.emit(Array(bytes[0..<toSend]), last: true, on: self)
+            finish(task)
+        case .blocks(let range):
+            if let bytes = executed.prefetched, bytes.count >= toSend {
+                stream.emit(Array(bytes[0..<toSend]), last: true, on: self)
+                finish(task)
+            } else {
+                sendBlocks(range, stream: stream)
+            }
+        case .none:
+            finish(task)
+        }
+    }
+
+    /// A READ's data, read on the pool a chunk at a time; the next chunk is read once the
+    /// previous one is written (so a slow reader holds one chunk, not the whole transfer).
+    private func sendBlocks(_ range: BlockRange, stream: DataInStream) {
+        guard let context else { return }
+        let from = stream.offset
+        let chunk = stream.chunkSize(services.limits.readChunk)
+        let count = min(chunk, stream.toSend - from)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Result<[UInt8], MediumError> in
+            do throws(MediumError) { return .success(try SCSIDispatch.readChunk(range, from: from, count: count)) }
+            catch { return .failure(error) }
+        }.assumeIsolated().whenComplete { result in
+            guard self.phase == .fullFeature else { return }
+            let task = stream.task
+            switch result {
+            case .success(.success(let bytes)):
+                var stream = stream
+                let last = from + count >= stream.toSend
+                let written = stream.emit(bytes, last: last, on: self)
+                if last || task.aborted { return self.finish(task) }
+                written.assumeIsolated().whenComplete { _ in
+                    guard self.phase == .fullFeature else { return }
+                    self.sendBlocks(range, stream: stream)
+                }
+            case .success(.failure(let error)):
+                let sense = CommandResult.checkCondition(error.sense).senseBytes
+                self.send(ResponseBuilder.scsiResponse(itt: task.itt, status: .checkCondition, sense: sense,
+                                                       produced: 0, expected: task.expectedLength,
+                                                       sn: self.nextStatus()))
+                self.finish(task)
+            case .failure:
+                self.close()
+            }
+        }
+    }
+
+    func finish(_ task: CommandTask) {
+        if let i = tasks.firstIndex(where: { $0 === task }) { tasks.remove(at: i) }
+        running = false
+        pump()
+    }
+}
+
+/// Cuts one command's data-in into Data-In PDUs: each at most the initiator's
+/// MaxRecvDataSegmentLength, F at the end of every MaxBurstLength sequence, status (S) and
+/// residual in the very last one (RFC 7143 11.7).
+struct DataInStream {
+    let task: CommandTask
+    let total: Int
+    let toSend: Int
+    let segment: Int
+    let burst: Int
+    var offset = 0
+    var dataSN: UInt32 = 0
+    var burstLeft: Int
+
+    init(task: CommandTask, total: Int, toSend: Int, segment: Int, burst: Int) {
+        self.task = task
+        self.total = total
+        self.toSend = toSend
+        self.segment = max(512, segment)
+        self.burst = max(512, burst)
+        self.burstLeft = self.burst
+    }
+
+    /// A chunk size that is a whole number of segments, about `target` bytes.
+    func chunkSize(_ target: Int) -> Int { max(1, target / segment) * segment }
+
+    /// Writes PDUs for `bytes` (the next bytes of the stream); returns the last write's future.
+    @discardableResult
+    mutating func emit(_ bytes: [UInt8], last: Bool, on connection: ISCSIConnection) -> EventLoopFuture<Void> {
+        var pos = 0
+        var future: EventLoopFuture<Void>?
+        while pos < bytes.count {
+            let n = min(segment, bytes.count - pos, burstLeft)
+            burstLeft -= n
+            let end = last && pos + n == bytes.count
+            let sequenceEnd = end || burstLeft == 0
+            if burstLeft == 0 { burstLeft = burst }
+            let sn = end ? connection.nextStatus() : connection.sequence
+            let pdu = ResponseBuilder.dataIn(itt: task.itt, lunField: task.lunField, data: Array(bytes[pos..<pos + n]),
+                                             offset: offset, dataSN: dataSN, final: sequenceEnd,
+                                             status: end ? (total, task.expectedLength) : nil, sn: sn)
+            future = connection.write(pdu)
+            pos += n
+            offset += n
+            dataSN &+= 1
+        }
+        connection.context?.flush()
+        return future ?? connection.context!.eventLoop.makeSucceededVoidFuture()
+    }
+}
+
+extension ISCSIConnection {
+    /// Writes without flushing; the future completes when the PDU is on the wire.
+    func write(_ pdu: ISCSIPDU) -> EventLoopFuture<Void> {
+        context!.write(wrapOutboundOut(pdu))
+    }
+}
