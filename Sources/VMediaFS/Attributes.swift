@@ -25,6 +25,13 @@ extension VMediaFileSystem {
             guard let g = host.guest(id: id) else { throw FSError(ENOENT) }
             return make(key, mode: S_IFDIR | g.owner.mode, links: 2, uid: g.owner.uid, gid: g.owner.gid,
                         time: Timestamp(nanos: g.created), changed: Timestamp(nanos: g.changed))
+        case .initiators(let id):
+            guard let g = host.guest(id: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFREG | 0o644, uid: g.owner.uid, gid: g.owner.gid,
+                        size: UInt64(initiatorsText(g).utf8.count), time: Timestamp(nanos: g.changed))
+        case .chap(let id):
+            guard let g = host.guest(id: id) else { throw FSError(ENOENT) }
+            return make(key, mode: S_IFREG | 0o200, uid: g.owner.uid, gid: g.owner.gid, time: Timestamp(nanos: g.changed))
         case .drive(let id):
             guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
             return make(key, mode: S_IFDIR | d.owner.mode, links: 3, uid: d.owner.uid, gid: d.owner.gid,
@@ -65,6 +72,8 @@ extension VMediaFileSystem {
             return make(key, mode: S_IFREG | mode, uid: uid, gid: gid, size: size)
         }
     }
+
+    func initiatorsText(_ g: GuestRecord) -> String { g.initiators.map { $0 + "\n" }.joined() }
 
     func libraryText(_ item: LibraryItem, _ field: LibraryField) -> String {
         switch field {

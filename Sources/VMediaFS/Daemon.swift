@@ -1,4 +1,5 @@
 import FuseKernel
+import ISCSI
 import Glibc
 import VirtualMedia
 
@@ -24,6 +25,7 @@ public struct DaemonOptions: Sendable, Equatable {
           --state PATH        state database (-o state=PATH)
           --media-dir DIR     a virtual media repository folder; repeatable (-o media_dir=DIR)
           --host-drive DEV    a host block device that may be loaded; repeatable (-o host_drive=DEV)
+          --iscsi [ADDR:PORT] serve the guests' drives over iSCSI (default 127.0.0.1:3260; -o iscsi=...)
           -f                  stay in the foreground
           -d                  debug: foreground, and log every FUSE request
           -s                  serve requests on one thread
@@ -128,6 +130,20 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         var st = stat()
         if stat(dir, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR { Log.warning("media directory \(dir) is not a directory") }
     }
+    var iscsi: ISCSIServer?
+    if let listen = o.iscsi {
+        let (addr, port) = splitHostPort(listen)
+        let server = ISCSIServer(provider: ISCSIBridge(host: host), host: addr, port: port)
+        do {
+            try server.start()
+        } catch {
+            Log.error("iSCSI: \(error)")
+            return 1
+        }
+        Log.info("iSCSI target listening on \(addr):\(server.boundPort)")
+        iscsi = server
+    }
+    defer { iscsi?.stop() }
     let fs = VMediaFileSystem(host: host)
     let session: FuseSession
     do {
@@ -152,6 +168,17 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
     session.unmount()
     Log.info("unmounted \(o.mountpoint)")
     return rc == 0 ? 0 : 1
+}
+
+/// "ADDR:PORT", "[v6]:PORT" or "ADDR" (port 3260).
+func splitHostPort(_ s: String) -> (String, Int) {
+    if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+        let host = String(s[s.index(after: s.startIndex)..<close])
+        let rest = s[s.index(after: close)...]
+        return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? 3260 : 3260)
+    }
+    guard let colon = s.lastIndex(of: ":") else { return (s, 3260) }
+    return (String(s[..<colon]), Int(s[s.index(after: colon)...]) ?? 3260)
 }
 
 /// Forks; the parent waits for the child's one-byte "mounted" report and exits 0, or with

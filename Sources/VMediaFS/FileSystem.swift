@@ -61,6 +61,8 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .guests:
             return host.guest(named: name).map { .guest($0.id) }
         case .guest(let gid):
+            if name == "initiators" { return .initiators(gid) }
+            if name == "chap" { return .chap(gid) }
             guard let d = host.drive(named: name), d.guestID == gid else { return nil }
             return .drive(d.id)
         case .drive(let id):
@@ -90,7 +92,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         let attrs = try attributes(key)
         let timeout: (Double, Double)
         switch key {
-        case .media, .status, .temporary: timeout = (volatileTimeout, volatileTimeout)
+        case .media, .status, .temporary, .initiators, .chap: timeout = (volatileTimeout, volatileTimeout)
         case .disc: timeout = (volatileTimeout, structureTimeout)
         case .contents(_, _, let node) where node == ContentsCache.rootNode: timeout = (volatileTimeout, structureTimeout)
         case .contents: timeout = (generationTimeout, generationTimeout)
@@ -127,6 +129,8 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             for g in host.guests() { add(g.name, .guest(g.id), S_IFDIR) }
         case .guest(let gid):
             guard host.guest(id: gid) != nil else { throw FSError(ENOENT) }
+            add("initiators", .initiators(gid), S_IFREG)
+            add("chap", .chap(gid), S_IFREG)
             for d in host.drives(ofGuest: gid) { add(d.name, .drive(d.id), S_IFDIR) }
         case .drive(let id):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }

@@ -28,6 +28,17 @@ extension VMediaFileSystem {
                 guard let m = host.drive(id: id)?.loaded else { return reply.fail(ENOENT) }
                 reply.opened(OpenResult(handle: TextHandle(m.path + "\n").retainForKernel(), directIO: true))
             }
+        case .initiators(let gid), .chap(let gid):
+            guard let g = host.guest(id: gid) else { return reply.fail(ENOENT) }
+            if writing {
+                guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
+                let target: ControlWriter.Target = if case .chap = key { .chap(gid) } else { .initiators(gid) }
+                reply.opened(OpenResult(handle: ControlWriter(target: target, truncated: flags & O_TRUNC != 0).retainForKernel(), directIO: true))
+            } else {
+                // The CHAP secret is never read back, not even by its owner.
+                guard case .initiators = key else { return reply.fail(EACCES) }
+                reply.opened(OpenResult(handle: TextHandle(initiatorsText(g)).retainForKernel(), directIO: true))
+            }
         case .status(let id):
             guard !writing else { return reply.fail(EACCES) }
             guard let text = host.status(driveID: id) else { return reply.fail(ENOENT) }
@@ -109,6 +120,10 @@ extension VMediaFileSystem {
             let v = line.trimmingSpaces().lowercased()
             guard v == "yes" || v == "no" else { throw VMError(EINVAL, "sharable takes yes or no") }
             try host.setSharable(name: name, v == "yes", by: credentials(ctx))
+        case .initiators(let gid):
+            try host.setInitiators(guestID: gid, text: line, by: credentials(ctx))
+        case .chap(let gid):
+            try host.setChap(guestID: gid, text: line, by: credentials(ctx))
         }
     }
 
@@ -159,6 +174,14 @@ extension VMediaFileSystem {
             if flags & O_EXCL != 0 { return reply.fail(EEXIST) }
             switch existing {
             case .disc: return reply.fail(EROFS)
+            case .initiators(let gid), .chap(let gid):
+                guard let g = host.guest(id: gid) else { return reply.fail(ENOENT) }
+                guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
+                let target: ControlWriter.Target = if case .chap = existing { .chap(gid) } else { .initiators(gid) }
+                let h = ControlWriter(target: target, truncated: flags & O_TRUNC != 0)
+                do throws(FSError) {
+                    return reply.created(try entry(existing), OpenResult(handle: h.retainForKernel(), directIO: true))
+                } catch { return reply.fail(error.errno) }
             case .temporary:
                 guard let f = temporaries.withLock({ $0[existing] }) else { return reply.fail(ENOENT) }
                 if flags & O_TRUNC != 0 { f.lock.withLock { $0.data.removeAll() } }

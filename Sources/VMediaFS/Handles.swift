@@ -45,8 +45,15 @@ final class DiscHandle: OpenHandle, @unchecked Sendable {
 
 /// Something written to a control file, waiting for a newline or the close to complete it.
 final class ControlWriter: OpenHandle, @unchecked Sendable {
-    enum Target { case media(Int64), sharable(String) }
+    enum Target { case media(Int64), sharable(String), initiators(Int64), chap(Int64) }
     let target: Target
+    /// Whole-file targets take everything written, at close; the others act on each line.
+    var wholeFile: Bool {
+        switch target {
+        case .initiators, .chap: true
+        case .media, .sharable: false
+        }
+    }
     private let state = Mutex<(buffer: [UInt8], truncated: Bool, wrote: Bool, done: Bool)>(([], false, false, false))
 
     init(target: Target, truncated: Bool) {
@@ -57,10 +64,12 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
 
     /// Adds written bytes; returns the complete lines now available (without their newlines).
     func append(_ data: UnsafeRawBufferPointer) -> [String] {
-        state.withLock { s in
+        let whole = wholeFile
+        return state.withLock { s in
             s.wrote = true
             s.buffer.append(contentsOf: data)
             var lines: [String] = []
+            if whole { return lines }
             while let nl = s.buffer.firstIndex(of: 0x0A) {
                 lines.append(String(decoding: s.buffer[..<nl], as: UTF8.self))
                 s.buffer.removeSubrange(...nl)
@@ -75,7 +84,14 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
     /// What the close must still do: an unterminated line, an eject for a truncation
     /// with nothing written, or nothing. Taken once.
     func takePending() -> Pending {
-        state.withLock { s in
+        let whole = wholeFile
+        return state.withLock { s in
+            if whole {
+                guard !s.done, s.wrote || s.truncated else { return .nothing }
+                s.done = true
+                defer { s.buffer.removeAll() }
+                return .line(String(decoding: s.buffer, as: UTF8.self))
+            }
             if !s.buffer.isEmpty {
                 let line = String(decoding: s.buffer, as: UTF8.self)
                 s.buffer.removeAll()

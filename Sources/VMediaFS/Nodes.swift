@@ -10,6 +10,9 @@ enum LibraryField: String, CaseIterable, Sendable {
 enum NodeKey: Hashable, Sendable {
     case root, guests, library, events
     case guest(Int64)
+    /// A guest's iSCSI allow list and its (write-only) CHAP credentials.
+    case initiators(Int64)
+    case chap(Int64)
     case drive(Int64)
     case media(Int64)
     case status(Int64)

@@ -33,6 +33,8 @@ struct HostState {
     var driveByName: [String: Int64] = [:]
     var runtimes: [Int64: DriveRuntime] = [:]
     var sharable: [String: Bool] = [:]
+    /// Initiators logged in over iSCSI, by guest name.
+    var sessions: [String: [String]] = [:]
 
     func drives(ofGuest id: Int64) -> [DriveRecord] {
         drives.values.filter { $0.guestID == id }.sorted { $0.name < $1.name }

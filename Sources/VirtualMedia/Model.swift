@@ -25,6 +25,10 @@ public struct GuestRecord: Sendable, Equatable {
     public var owner: Ownership
     public var created: Nanos
     public var changed: Nanos
+    /// iSCSI initiator names allowed to log in (none: nobody may).
+    public var initiators: [String] = []
+    /// CHAP "user:secret" required at login; empty: no CHAP.
+    public var chap: String = ""
 }
 
 /// What is loaded in a drive.

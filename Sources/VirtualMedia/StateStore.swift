@@ -30,6 +30,11 @@ public final class StateStore: Sendable {
         CREATE TABLE history(id INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, kind TEXT NOT NULL,
             guest TEXT NOT NULL, drive TEXT NOT NULL, uid INTEGER NOT NULL, detail TEXT NOT NULL);
         """,
+        // 2: who may reach a guest over iSCSI (one IQN per line) and its CHAP "user:secret".
+        """
+        ALTER TABLE guests ADD COLUMN initiators TEXT NOT NULL DEFAULT '';
+        ALTER TABLE guests ADD COLUMN chap TEXT NOT NULL DEFAULT '';
+        """,
     ]
     /// 'VMFS': marks a database as ours, so that another program's file is never taken over.
     static let applicationID: Int64 = 0x564D_4653
@@ -121,10 +126,11 @@ public final class StateStore: Sendable {
 
     public func loadGuests() throws(VMError) -> [GuestRecord] {
         try db.withLock { (db: inout Database) throws(VMError) in
-            try db.query("SELECT id, name, uid, gid, mode, created_ns, changed_ns FROM guests ORDER BY id").map { r in
+            try db.query("SELECT id, name, uid, gid, mode, created_ns, changed_ns, initiators, chap FROM guests ORDER BY id").map { r in
                 GuestRecord(id: r[0].int, name: r[1].text,
                             owner: Ownership(uid: UInt32(r[2].int), gid: UInt32(r[3].int), mode: UInt32(r[4].int)),
-                            created: r[5].int, changed: r[6].int)
+                            created: r[5].int, changed: r[6].int,
+                            initiators: r[7].text.split(separator: "\n").map(String.init), chap: r[8].text)
             }
         }
     }
@@ -186,6 +192,14 @@ public final class StateStore: Sendable {
         try write(nil) { (db) throws(VMError) in
             try db.query("UPDATE guests SET uid=?, gid=?, mode=?, changed_ns=? WHERE id=?",
                          [.int(Int64(owner.uid)), .int(Int64(owner.gid)), .int(Int64(owner.mode)), .int(time), .int(id)])
+        }
+    }
+
+    /// Records who may log in to a guest over iSCSI and its CHAP credentials.
+    public func setGuestAccess(id: Int64, initiators: [String], chap: String, history: HistoryEvent?) throws(VMError) {
+        try write(history) { (db) throws(VMError) in
+            try db.query("UPDATE guests SET initiators=?, chap=? WHERE id=?",
+                         [.text(initiators.joined(separator: "\n")), .text(chap), .int(id)])
         }
     }
 

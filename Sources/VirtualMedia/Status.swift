@@ -3,12 +3,13 @@ import SCSI
 extension Host {
     /// The drive's `status` file: stable `key=value` lines (contract section 2.3).
     public func status(driveID: Int64) -> String? {
-        let snapshot: (DriveRecord, String, DriveRuntime?, Bool)? = state.withLock { st in
+        let snapshot: (DriveRecord, String, DriveRuntime?, Bool, [String])? = state.withLock { st in
             guard let d = st.drives[driveID] else { return nil }
             let sharable = d.loaded.map { $0.kind == .file && (st.sharable[$0.path] ?? false) } ?? false
-            return (d, st.guests[d.guestID]?.name ?? "", st.runtimes[driveID], sharable)
+            let guest = st.guests[d.guestID]?.name ?? ""
+            return (d, guest, st.runtimes[driveID], sharable, st.sessions[guest] ?? [])
         }
-        guard let (d, guest, rt, sharable) = snapshot else { return nil }
+        guard let (d, guest, rt, sharable, sessions) = snapshot else { return nil }
         let emu = rt?.emulator.state
         let blocks = d.loaded.map { ($0.identity.size + 2047) / 2048 } ?? 0
         var lines: [(String, String)] = [
@@ -30,6 +31,7 @@ extension Host {
             ("last_error", d.lastError),
         ]
         lines.append(("lun", String(d.lun)))
+        lines.append(("sessions", sessions.joined(separator: ",")))
         return lines.map { "\($0.0)=\($0.1.replacingNewlines())\n" }.joined()
     }
 }

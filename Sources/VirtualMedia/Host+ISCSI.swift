@@ -1,0 +1,89 @@
+import Glibc
+import SCSI
+
+/// The iSCSI names of things: each guest is one target.
+public enum ISCSINames {
+    public static let prefix = "iqn.2026-11.io.vmediafs:"
+    public static func target(forGuest name: String) -> String { prefix + name }
+    /// The guest a target name means (iSCSI names compare without regard to case).
+    public static func guest(forTarget target: String) -> String? {
+        guard target.lowercased().hasPrefix(prefix) else { return nil }
+        return String(target.dropFirst(prefix.count))
+    }
+
+    /// An initiator name as iSCSI allows it (RFC 3720 3.2.6): `iqn.`, `eui.` or `naa.` forms,
+    /// printable ASCII without spaces, at most 223 bytes.
+    public static func isValidInitiator(_ name: String) -> Bool {
+        let n = name.lowercased()
+        guard n.utf8.count <= 223, n.hasPrefix("iqn.") || n.hasPrefix("eui.") || n.hasPrefix("naa.") else { return false }
+        return n.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+}
+
+extension Host {
+    /// Replaces who may log in to a guest over iSCSI: one initiator name per line (blank
+    /// lines and `#` comments ignored). Only the guest's owner (or root) may.
+    public func setInitiators(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
+        var names: [String] = []
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard ISCSINames.isValidInitiator(line) else { throw VMError(EINVAL, "'\(line)' is not an iSCSI initiator name (iqn., eui. or naa.)") }
+            if !names.contains(where: { $0.lowercased() == line.lowercased() }) { names.append(line) }
+        }
+        try changeAccess(guestID: guestID, by: user, what: "initiators") { $0.initiators = names }
+    }
+
+    /// Sets the CHAP credentials a guest's initiators must present: `user:secret`, or
+    /// nothing to require none. Only the guest's owner (or root) may.
+    public func setChap(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
+        let line = text.trimmingCharacters()
+        if !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex, line.index(after: colon) != line.endIndex else {
+                throw VMError(EINVAL, "chap takes user:secret")
+            }
+            guard !line.contains("\n") else { throw VMError(EINVAL, "chap takes one line") }
+            let secret = line[line.index(after: colon)...]
+            guard secret.utf8.count >= 12 else { throw VMError(EINVAL, "a CHAP secret needs at least 12 characters (RFC 7143)") }
+        }
+        try changeAccess(guestID: guestID, by: user, what: "chap") { $0.chap = line }
+    }
+
+    private func changeAccess(guestID: Int64, by user: Credentials, what: String,
+                              _ change: (inout GuestRecord) -> Void) throws(VMError) {
+        let name = try state.withLock { (st: inout HostState) throws(VMError) -> String in
+            guard var g = st.guests[guestID] else { throw VMError(ENOENT, "no such guest") }
+            guard user.uid == 0 || user.uid == g.owner.uid else { throw VMError(EACCES, "only the owner of guest \(g.name) may change \(what)") }
+            change(&g)
+            try store.setGuestAccess(id: guestID, initiators: g.initiators, chap: g.chap,
+                                     history: HistoryEvent(time: nowNanos(), kind: "access", guest: g.name, drive: "",
+                                                           uid: user.uid, detail: what))
+            st.guests[guestID] = g
+            return g.name
+        }
+        events.post("access", name, [("changed", what), ("uid", String(user.uid))])
+        Log.info("guest \(name): \(what) changed by uid \(user.uid)")
+    }
+
+    /// The drive of a guest at a LUN.
+    public func drive(guest name: String, lun: Int) -> DriveRecord? {
+        state.withLock { st in
+            guard let gid = st.guestByName[name] else { return nil }
+            return st.drives.values.first { $0.guestID == gid && $0.lun == lun }
+        }
+    }
+
+    /// The initiators logged in to a guest's target now (shown in its drives' status).
+    public func setSessions(guest name: String, initiators: [String]) {
+        state.withLock { $0.sessions[name] = initiators.isEmpty ? nil : initiators }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
