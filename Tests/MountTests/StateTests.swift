@@ -13,7 +13,7 @@ final class StateTests: MountTestCase {
         XCTAssertEqual(writeErrno(fx.path("library/keep.iso/sharable"), "yes"), 0)
         fx.stop()
         try fx.start()
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("guests/g1")).sorted(), ["cd0", "cd1"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("guests/g1")).sorted(), ["cd0", "cd1", "chap", "initiators"])
         XCTAssertEqual(fx.status("g1", "cd0")["media"], iso)
         XCTAssertEqual(fx.status("g1", "cd1")["lun"], "1")
         var st = stat()

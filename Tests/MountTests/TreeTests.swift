@@ -39,7 +39,9 @@ final class TreeTests: MountTestCase {
             XCTAssertEqual(mkdir(fx.path("guests/\(bad)"), 0o755), -1, bad)
             XCTAssertEqual(errno, EINVAL, "guest name \(bad)")
             XCTAssertEqual(mkdir(fx.path("guests/g1/\(bad)"), 0o755), -1, bad)
-            XCTAssertEqual(errno, EINVAL, "drive name \(bad)")
+            // A guest directory holds the files `initiators` and `chap`: the kernel finds
+            // those names taken before vmediafs is asked.
+            XCTAssertEqual(errno, ["initiators", "chap"].contains(bad) ? EEXIST : EINVAL, "drive name \(bad)")
         }
         XCTAssertEqual(mkdir(fx.path("guests/" + String(repeating: "y", count: 300)), 0o755), -1)
         XCTAssertEqual(errno, ENAMETOOLONG, "the kernel refuses names over 255 bytes")
