@@ -1,5 +1,6 @@
 import FuseKernel
 import Glibc
+import SCSI
 import VirtualMedia
 
 extension Timestamp {
@@ -41,8 +42,9 @@ extension VMediaFileSystem {
             return make(key, mode: S_IFREG | 0o444, uid: d.owner.uid, gid: d.owner.gid, size: UInt64(text.utf8.count), time: .now)
         case .disc(let id, let gen):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
-            let current = rt.emulator.state.generation == gen
-            let size = current ? d.loaded.map { ($0.identity.size + 2047) / 2048 * 2048 } ?? 0 : 0
+            // Size and generation from one look at the emulator (see `openDisc`).
+            let (medium, current) = rt.emulator.mediumAndGeneration
+            let size = current == gen ? (medium?.blockCount ?? 0) * UInt64(Medium.blockSize) : 0
             return make(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
                         time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
         case .contents(let id, let gen, let node):
