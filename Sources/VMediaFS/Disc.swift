@@ -43,8 +43,9 @@ extension VMediaFileSystem {
             throw FSError(EIO)
         }
         rt.openers.add(1, ordering: .relaxed)
-        return DiscHandle(runtime: rt, initiator: initiator, generation: generation,
-                          capacity: medium.blockCount * UInt64(Medium.blockSize))
+        let capacity = medium.blockCount * UInt64(Medium.blockSize)
+        discSizes.withLock { $0[.disc(driveID, generation: generation)] = capacity }
+        return DiscHandle(runtime: rt, initiator: initiator, generation: generation, capacity: capacity)
     }
 
     /// Serves a read of `disc` with a READ(12) of the covering blocks. Whole-block ranges

@@ -13,6 +13,9 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let mountTime = Timestamp.now
     let daemonUID = geteuid()
     let daemonGID = getegid()
+    /// The size each `disc` generation had while it was current, kept for descriptors still
+    /// open on it; dropped with the drive, like the generation's inode number.
+    let discSizes = Mutex<[NodeKey: UInt64]>([:])
     /// Editors' temporary files, by drive and name.
     let temporaries = Mutex<[NodeKey: TemporaryFile]>([:])
     let sessionBox = Mutex<FuseSession?>(nil)
@@ -185,6 +188,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge { $0.driveID == d.id }
+                discSizes.withLock { sizes in sizes = sizes.filter { $0.key.driveID != d.id } }
             case .drive, .root, .library, .libraryItem, .contents:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:
