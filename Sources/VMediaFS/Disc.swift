@@ -78,6 +78,9 @@ extension VMediaFileSystem {
             return reply.fail(ESTALE)
         }
         let skip = Int(offset - lba * 2048)
+        // The source owns the descriptor the reply splices from: keep it alive until the
+        // reply is sent, or a concurrent eject could close it and an insert reuse its number.
+        defer { withExtendedLifetime(range.source) {} }
         if skip + length <= range.length, let fd = range.source.fileDescriptor {
             return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
         }
