@@ -15,11 +15,12 @@
 ///   tree back into its model (a `SYNC` line) and goes on.
 /// A BEGIN without an outcome line is in flight: it may or may not have happened.
 ///
-/// The client stops when the stop file exists.
+/// MODE `mixed` does all of the above at random; `swap` inserts and ejects back to back on
+/// one drive. The client stops when the stop file exists.
 let crashClientScript = #"""
 import errno, os, random, sys, time
 
-mnt, logpath, cid, seed, images, bad, stopfile = sys.argv[1:8]
+mnt, logpath, cid, seed, images, bad, stopfile, mode = sys.argv[1:9]
 cid, seed, images = int(cid), int(seed), images.split(",")
 rng = random.Random(seed)
 G = mnt + "/guests"
@@ -74,6 +75,14 @@ def resync():
         return
 
 def choose():
+    if mode == "swap":
+        # Insert and eject back to back on one drive: each change's follow-up work in the
+        # daemon overlaps the next request on the same directory.
+        g = guests[0]; d = drives_of[g][0]; t = g + "/" + d
+        if g not in present: return ("mkguest", g, "-", 0)
+        if d not in loaded: return ("mkdrive", t, "-", 0)
+        if loaded[d] is not None: return ("eject", t, "-", 0)
+        return ("insert", t, rng.choice(images), 0)
     g = rng.choice(guests)
     if g not in present:
         return ("mkguest", g, "-", 0)
@@ -152,4 +161,20 @@ while not os.path.exists(stopfile):
         if result != expect:
             # The model and the daemon disagree: read the truth back (the test reports it).
             resync()
+"""#
+
+/// A client for `CrashTests.testSIGKILLAlwaysEndsTheDaemon`: inserts and ejects on its own
+/// drive back to back, ignoring every error, until killed.
+let stormClientScript = #"""
+import os, random, sys, time
+mnt, guest, images = sys.argv[1], sys.argv[2], sys.argv[3:]
+media = "%s/guests/%s/d%s/media" % (mnt, guest, guest)
+while True:
+    try:
+        os.makedirs(os.path.dirname(media), exist_ok=True)
+        with open(media, "w") as f:
+            f.write(random.choice(images) + "\n")
+        os.unlink(media)
+    except OSError:
+        time.sleep(0.002)
 """#

@@ -52,6 +52,16 @@ func waitStopped(_ pids: [Int32], timeout: Double = 10) -> Bool {
     return false
 }
 
+/// Aborts the FUSE connection of the mount on `mnt` through fusectl: what frees a daemon
+/// and clients stuck in the kernel on each other.
+func abortFuseConnection(_ mnt: String) {
+    guard let line = (readText("/proc/self/mountinfo") ?? "").split(separator: "\n").first(where: {
+        let f = $0.split(separator: " "); return f.count > 4 && f[4] == mnt
+    }), let dev = line.split(separator: " ")[2].split(separator: ":").last else { return }
+    if access("/sys/fs/fuse/connections/\(dev)", F_OK) != 0 { sh("mount -t fusectl none /sys/fs/fuse/connections") }
+    sh("echo 1 > /sys/fs/fuse/connections/\(dev)/abort")
+}
+
 /// Contract section 4: every change a file operation acknowledged survives `kill -9` of the
 /// daemon at any moment; nothing refused and nothing half-done is ever seen.
 ///
@@ -60,7 +70,9 @@ func waitStopped(_ pids: [Int32], timeout: Double = 10) -> Bool {
 /// restart (clients paused) the tree is compared with what the logs allow, and the
 /// database's own consistency is checked.
 final class CrashTests: MountTestCase {
-    let clientCount = 4
+    /// Clients 0..<mixedClients are `mixed`, the rest `swap`.
+    let clientCount = 6
+    let mixedClients = 3
     let imagesPerClient = 3
     let rounds = 20
 
@@ -97,7 +109,8 @@ final class CrashTests: MountTestCase {
             let log = fx.root + "/client\(c).log"
             logs.append(ClientLog(id: c, path: log))
             clients.append(try startPython(crashClientScript,
-                                           [fx.mnt, log, String(c), String(seed &+ UInt64(c)), images[c].joined(separator: ","), bad, stopFile],
+                                           [fx.mnt, log, String(c), String(seed &+ UInt64(c)), images[c].joined(separator: ","), bad, stopFile,
+                                            c < mixedClients ? "mixed" : "swap"],
                                            out: fx.root + "/client\(c).out"))
         }
 
@@ -121,6 +134,17 @@ final class CrashTests: MountTestCase {
             guard let daemon = fx.daemon else { return XCTFail("no daemon") }
             kill(daemon.processIdentifier, SIGKILL)
             kills += 1
+            // A SIGKILLed daemon must go at once; one that cannot (a thread asleep in the
+            // kernel behind a request it was answering) hangs its clients and its mount.
+            let exitBy = Date().addingTimeInterval(3)
+            while daemon.isRunning && Date() < exitBy { usleep(2000) }
+            if daemon.isRunning {
+                let pid = daemon.processIdentifier
+                let wchan = sh("for t in /proc/\(pid)/task/*; do cat $t/wchan; echo; done | grep -v '^0$' | sort -u").out
+                problems.append("round \(round): the daemon did not exit after SIGKILL (threads asleep in "
+                                + "\(wchan.split(separator: "\n").joined(separator: ", "))); aborted its FUSE connection")
+                abortFuseConnection(fx.mnt)
+            }
             let pids = clients.map(\.processIdentifier)
             for pid in pids { kill(pid, SIGSTOP) }
             XCTAssertTrue(waitStopped(pids), "clients did not stop")
@@ -163,6 +187,48 @@ final class CrashTests: MountTestCase {
         }
         XCTAssertEqual(problems, [], "seed \(seed)")
         XCTAssertGreaterThan(acknowledged, rounds * clientCount, "the clients got little done")
+    }
+
+    /// SIGKILL must always end the daemon, whatever it is doing. A daemon thread asleep in the
+    /// kernel waiting for a request that the daemon itself is answering (a FUSE notification
+    /// behind a directory lock) cannot die: its connection is never aborted, and its clients
+    /// and the mount hang. Clients insert and eject back to back while the daemon is killed
+    /// at random moments shortly after each start.
+    func testSIGKILLAlwaysEndsTheDaemon() throws {
+        let seed = testSeed(20_261_106, "SIGKILL test")
+        var rng = SeededRandom(seed: seed)
+        let kills = 40
+        var images: [String] = []
+        for i in 0..<8 {
+            let path = fx.media + "/s\(i).raw"
+            try String(repeating: "\(i)", count: 8192).write(toFile: path, atomically: false, encoding: .utf8)
+            chmod(path, 0o644)
+            images.append(path)
+        }
+        var clients: [Process] = []
+        defer { for p in clients where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        for c in 0..<4 {
+            clients.append(try startPython(stormClientScript, [fx.mnt, "s\(c)", images[2 * c], images[2 * c + 1]],
+                                           out: fx.root + "/storm\(c).out"))
+        }
+        var stuck: [String] = []
+        for k in 1...kills {
+            usleep(UInt32.random(in: 50_000...300_000, using: &rng))
+            guard let daemon = fx.daemon else { return XCTFail("no daemon") }
+            kill(daemon.processIdentifier, SIGKILL)
+            let exitBy = Date().addingTimeInterval(3)
+            while daemon.isRunning && Date() < exitBy { usleep(2000) }
+            if daemon.isRunning {
+                let pid = daemon.processIdentifier
+                let wchan = sh("for t in /proc/\(pid)/task/*; do cat $t/wchan; echo; done | grep -v '^0$' | sort -u").out
+                stuck.append("kill \(k): threads asleep in \(wchan.split(separator: "\n").joined(separator: ", "))")
+                abortFuseConnection(fx.mnt)
+            }
+            fx.crash()
+            try fx.start()
+        }
+        print("SIGKILL test: seed \(seed), \(kills) kills during an insert/eject storm, \(stuck.count) left the daemon unable to exit")
+        XCTAssertEqual(stuck, [], "seed \(seed)")
     }
 
     /// Must print exactly "ok": SQLite's own check, foreign keys, and no half-made rows.
