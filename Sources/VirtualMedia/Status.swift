@@ -3,13 +3,16 @@ import SCSI
 extension Host {
     /// The drive's `status` file: stable `key=value` lines (contract section 2.3).
     public func status(driveID: Int64) -> String? {
-        let snapshot: (DriveRecord, String, DriveRuntime?, Bool)? = state.withLock { st in
+        // The emulator's state is read under the host lock too: an insert or eject changes
+        // the emulator and then (once durable) the drive record, both under that lock, so
+        // reading it outside could pair the old `media` with the new media's `generation`.
+        let snapshot: (DriveRecord, String, DriveRuntime?, Bool, DriveState?)? = state.withLock { st in
             guard let d = st.drives[driveID] else { return nil }
             let sharable = d.loaded.map { $0.kind == .file && (st.sharable[$0.path] ?? false) } ?? false
-            return (d, st.guests[d.guestID]?.name ?? "", st.runtimes[driveID], sharable)
+            let rt = st.runtimes[driveID]
+            return (d, st.guests[d.guestID]?.name ?? "", rt, sharable, rt?.emulator.state)
         }
-        guard let (d, guest, rt, sharable) = snapshot else { return nil }
-        let emu = rt?.emulator.state
+        guard let (d, guest, rt, sharable, emu) = snapshot else { return nil }
         let blocks = d.loaded.map { ($0.identity.size + 2047) / 2048 } ?? 0
         var lines: [(String, String)] = [
             ("guest", guest),
