@@ -169,6 +169,12 @@ public final class OpticalDrive: Sendable {
     /// The loaded medium, if any.
     public var medium: Medium? { core.withLock { $0.medium } }
 
+    /// The loaded medium and the generation it belongs to, read together: a caller that
+    /// needs both (a size for one generation) must not read them separately.
+    public var mediumAndGeneration: (medium: Medium?, generation: UInt64) {
+        core.withLock { ($0.medium, $0.generation) }
+    }
+
     /// For tests: a description of the first broken state invariant, or nil.
     public func invariantViolation() -> String? { core.withLock { $0.invariantViolation() } }
 

@@ -1,5 +1,6 @@
 import FuseKernel
 import Glibc
+import SCSI
 import VirtualMedia
 
 extension Timestamp {
@@ -48,8 +49,17 @@ extension VMediaFileSystem {
             return make(key, mode: S_IFREG | 0o444, uid: d.owner.uid, gid: d.owner.gid, size: UInt64(text.utf8.count), time: .now)
         case .disc(let id, let gen):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
-            let current = rt.emulator.state.generation == gen
-            let size = current ? d.loaded.map { ($0.identity.size + 2047) / 2048 * 2048 } ?? 0 : 0
+            // Size and generation from one look at the emulator (see `openDisc`). An older
+            // generation keeps the size it had: the kernel clips reads of a descriptor still
+            // open on it to that size, and 0 would turn its ESTALE into a silent end-of-file.
+            let (medium, current) = rt.emulator.mediumAndGeneration
+            let size: UInt64
+            if current == gen {
+                size = (medium?.blockCount ?? 0) * UInt64(Medium.blockSize)
+                discSizes.withLock { $0[key] = size }
+            } else {
+                size = discSizes.withLock { $0[key] } ?? 0
+            }
             return make(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
                         time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
         case .contents(let id, let gen, let node):
@@ -93,8 +103,9 @@ extension VMediaFileSystem {
                 _ = try host.setGuestOwnership(id: id, try changed(g.owner, changes, ctx))
             case .drive(let id):
                 guard let d = host.drive(id: id) else { throw VMError(ENOENT, "no such drive") }
+                // `disc` takes its mode from the drive; its attributes are cached for one second
+                // only (no invalidation: see driveChanged for why the daemon avoids them).
                 _ = try host.setDriveOwnership(id: id, try changed(d.owner, changes, ctx))
-                session?.invalidateInode(inodes.ino(.disc(id, generation: host.runtime(driveID: id)?.emulator.state.generation ?? 0)))
             case .media(let id):
                 if changes.size == 0 {
                     if let h = changes.handle.flatMap(OpenHandle.from) as? ControlWriter {

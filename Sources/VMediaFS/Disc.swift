@@ -20,18 +20,21 @@ extension VMediaFileSystem {
     /// Opens a drive's disc as it is now: its own initiator on the emulator, bound to the
     /// media generation the path named. A name looked up before a media change opens nothing.
     func openDisc(driveID: Int64, generation: UInt64) throws(FSError) -> DiscHandle {
-        guard let rt = host.runtime(driveID: driveID), let d = host.drive(id: driveID) else { throw FSError(ENOENT) }
+        guard let rt = host.runtime(driveID: driveID) else { throw FSError(ENOENT) }
         let initiator = rt.emulator.attach()
-        let st = rt.emulator.state
-        guard st.generation == generation else {
+        // The medium and its generation from one look at the emulator: the drive record is
+        // updated after the emulator (once the change is durable), so sizes taken from it
+        // can belong to the previous media.
+        let (medium, current) = rt.emulator.mediumAndGeneration
+        guard current == generation else {
             rt.emulator.detach(initiator)
             throw FSError(ESTALE)
         }
-        guard st.mediumPresent, let m = d.loaded else {
+        guard let medium else {
             rt.emulator.detach(initiator)
             throw FSError(ENOMEDIUM)
         }
-        if let src = rt.emulator.medium?.source as? ImageSource, let why = src.changeReason() {
+        if let src = medium.source as? ImageSource, let why = src.changeReason() {
             // Found here first: let the source record it (status, events), and refuse.
             _ = try? src.validate()
             rt.emulator.detach(initiator)
@@ -40,8 +43,9 @@ extension VMediaFileSystem {
             throw FSError(EIO)
         }
         rt.openers.add(1, ordering: .relaxed)
-        return DiscHandle(runtime: rt, initiator: initiator, generation: generation,
-                          capacity: (m.identity.size + 2047) / 2048 * 2048)
+        let capacity = medium.blockCount * UInt64(Medium.blockSize)
+        discSizes.withLock { $0[.disc(driveID, generation: generation)] = capacity }
+        return DiscHandle(runtime: rt, initiator: initiator, generation: generation, capacity: capacity)
     }
 
     /// Serves a read of `disc` with a READ(12) of the covering blocks. Whole-block ranges
@@ -74,6 +78,9 @@ extension VMediaFileSystem {
             return reply.fail(ESTALE)
         }
         let skip = Int(offset - lba * 2048)
+        // The source owns the descriptor the reply splices from: keep it alive until the
+        // reply is sent, or a concurrent eject could close it and an insert reuse its number.
+        defer { withExtendedLifetime(range.source) {} }
         if skip + length <= range.length, let fd = range.source.fileDescriptor {
             return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
         }

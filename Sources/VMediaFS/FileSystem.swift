@@ -13,6 +13,9 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let mountTime = Timestamp.now
     let daemonUID = geteuid()
     let daemonGID = getegid()
+    /// The size each `disc` generation had while it was current, kept for descriptors still
+    /// open on it; dropped with the drive, like the generation's inode number.
+    let discSizes = Mutex<[NodeKey: UInt64]>([:])
     /// Editors' temporary files, by drive and name.
     let temporaries = Mutex<[NodeKey: TemporaryFile]>([:])
     let sessionBox = Mutex<FuseSession?>(nil)
@@ -36,14 +39,18 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     public func sessionStarted(_ session: FuseSession) { sessionBox.withLock { $0 = session } }
     var session: FuseSession? { sessionBox.withLock { $0 } }
 
-    /// A drive's media or lock changed outside a request on its own files: drop the
-    /// kernel's view of its names so the next walk sees the change.
-    public func driveChanged(_ driveID: Int64) {
-        contents.forget(drive: driveID)
-        guard let s = session else { return }
-        let ino = inodes.ino(.drive(driveID))
-        for name in ["media", "disc", "contents", "status"] { s.invalidateEntry(parent: ino, name: name) }
-    }
+    /// A drive's media or lock changed. The kernel holds nothing to drop: every name whose
+    /// target follows the media (`media`, `disc`, `contents`, `status`) is answered with an
+    /// entry timeout of 0, and a failed lookup leaves no cached negative entry, so the next
+    /// path walk asks again and sees the change.
+    ///
+    /// Do not send `notify_inval_entry` for them here. It takes the drive directory's lock,
+    /// which a request in flight on that directory (the `rm media` or `mkdir` this daemon is
+    /// still answering) holds. A SIGKILL landing while the notifying thread waited left it in
+    /// uninterruptible sleep: the daemon could never exit, so the connection was never
+    /// aborted and the client and the mount hung until someone wrote to
+    /// /sys/fs/fuse/connections/N/abort.
+    public func driveChanged(_ driveID: Int64) { contents.forget(drive: driveID) }
 
     func credentials(_ ctx: RequestContext) -> Credentials { Credentials(uid: ctx.uid, gid: ctx.gid, groups: ctx.groups) }
 
@@ -190,6 +197,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge { $0.driveID == d.id }
+                discSizes.withLock { sizes in sizes = sizes.filter { $0.key.driveID != d.id } }
             case .drive, .root, .library, .libraryItem, .contents:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:

@@ -3,14 +3,17 @@ import SCSI
 extension Host {
     /// The drive's `status` file: stable `key=value` lines (contract section 2.3).
     public func status(driveID: Int64) -> String? {
-        let snapshot: (DriveRecord, String, DriveRuntime?, Bool, [String])? = state.withLock { st in
+        // The emulator's state is read under the host lock too: an insert or eject changes
+        // the emulator and then (once durable) the drive record, both under that lock, so
+        // reading it outside could pair the old `media` with the new media's `generation`.
+        let snapshot: (DriveRecord, String, DriveRuntime?, Bool, DriveState?, [String])? = state.withLock { st in
             guard let d = st.drives[driveID] else { return nil }
             let sharable = d.loaded.map { $0.kind == .file && (st.sharable[$0.path] ?? false) } ?? false
+            let rt = st.runtimes[driveID]
             let guest = st.guests[d.guestID]?.name ?? ""
-            return (d, guest, st.runtimes[driveID], sharable, st.sessions[guest] ?? [])
+            return (d, guest, rt, sharable, rt?.emulator.state, st.sessions[guest] ?? [])
         }
-        guard let (d, guest, rt, sharable, sessions) = snapshot else { return nil }
-        let emu = rt?.emulator.state
+        guard let (d, guest, rt, sharable, emu, sessions) = snapshot else { return nil }
         let blocks = d.loaded.map { ($0.identity.size + 2047) / 2048 } ?? 0
         var lines: [(String, String)] = [
             ("guest", guest),
