@@ -51,6 +51,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
+        .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
         .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "ISCSITestSupport"]),
     ]

@@ -7,11 +7,12 @@ do throws(VMError) {
     let options = try DaemonOptions.parse(Array(CommandLine.arguments.dropFirst()))
     exit(runDaemon(options))
 } catch {
-    if error.errno == 0 {
+    if error.errno == 0 {   // --help
         print(error.reason)
         exit(0)
     }
     Log.error(error.reason)
-    print(DaemonOptions.usage)
+    let usage = DaemonOptions.usage + "\n"
+    _ = usage.withCString { write(2, $0, strlen($0)) }
     exit(2)
 }

@@ -1,0 +1,67 @@
+import Glibc
+import VirtualMedia
+import XCTest
+@testable import VMediaFS
+@testable import SCSI
+
+final class DaemonOptionsTests: XCTestCase {
+    func testMountHelperStyleArguments() throws {
+        // What mount.fuse3 passes for: mount -t fuse.vmediafs vmediafs /mnt/v -o state=/s.db,media_dir=/a,...
+        let o = try DaemonOptions.parse(["vmediafs", "/mnt/v", "-o", "rw,state=/s.db,media_dir=/a,media_dir=/b,host_drive=/dev/sr0,allow_other,iscsi"])
+        XCTAssertEqual(o.source, "vmediafs")
+        XCTAssertEqual(o.mountpoint, "/mnt/v")
+        XCTAssertEqual(o.statePath, "/s.db")
+        XCTAssertEqual(o.mediaDirectories, ["/a", "/b"])
+        XCTAssertEqual(o.hostDrives, ["/dev/sr0"])
+        XCTAssertEqual(o.iscsi, "127.0.0.1:3260")
+        XCTAssertTrue(o.allowOther)
+        XCTAssertEqual(o.fuseOptions, ["rw"])
+        XCTAssertFalse(o.foreground, "mount(8) expects the daemon to detach")
+        let fuse = o.fuseArguments.joined(separator: " ")
+        XCTAssertTrue(fuse.contains("allow_other,default_permissions"), "allow_other always brings default_permissions")
+        XCTAssertTrue(fuse.contains("subtype=vmediafs"))
+        XCTAssertTrue(fuse.contains("max_read=1032192"))
+    }
+
+    func testLongOptions() throws {
+        let o = try DaemonOptions.parse(["/mnt/v", "--state", "/x.db", "--media-dir=/m", "--iscsi", "0.0.0.0:3300", "-f"])
+        XCTAssertEqual(o.statePath, "/x.db")
+        XCTAssertEqual(o.mediaDirectories, ["/m"])
+        XCTAssertEqual(o.iscsi, "0.0.0.0:3300")
+        XCTAssertTrue(o.foreground)
+        let d = try DaemonOptions.parse(["/mnt/v", "--iscsi", "-d"])
+        XCTAssertEqual(d.iscsi, "127.0.0.1:3260", "--iscsi without a value")
+        XCTAssertTrue(d.debug && d.foreground)
+    }
+
+    func testBadCommandLines() {
+        for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"]] {
+            XCTAssertThrowsError(try DaemonOptions.parse(args), "\(args)") { e in
+                XCTAssertEqual((e as? VirtualMedia.VMError)?.errno, EINVAL)
+            }
+        }
+    }
+
+    func testDefaultStatePath() throws {
+        let o = try DaemonOptions.parse(["/mnt"])
+        if geteuid() == 0 { XCTAssertEqual(o.resolvedStatePath, "/var/lib/vmediafs/state.db") }
+        else { XCTAssertTrue(o.resolvedStatePath.hasSuffix("/vmediafs/state.db")) }
+    }
+
+    func testHostPort() {
+        XCTAssertEqual(splitHostPort("127.0.0.1:3261").0, "127.0.0.1")
+        XCTAssertEqual(splitHostPort("127.0.0.1:3261").1, 3261)
+        XCTAssertEqual(splitHostPort("[::1]:3262").0, "::1")
+        XCTAssertEqual(splitHostPort("[::1]:3262").1, 3262)
+        XCTAssertEqual(splitHostPort("10.0.0.1").1, 3260)
+    }
+
+    func testSenseToErrno() {
+        XCTAssertEqual(errno(for: .mediumNotPresentTrayOpen), ENOMEDIUM)
+        XCTAssertEqual(errno(for: .notReadyToReadyChange), ESTALE)
+        XCTAssertEqual(errno(for: .writeProtected), EROFS)
+        XCTAssertEqual(errno(for: .lbaOutOfRange), EINVAL)
+        XCTAssertEqual(errno(for: .unrecoveredReadError), EIO)
+        XCTAssertEqual(errno(for: nil), EIO)
+    }
+}
