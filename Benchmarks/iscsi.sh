@@ -18,7 +18,11 @@ TGT_PID=""; VM_PID=""
 cleanup() {
   [[ -n "$VM_PID" ]] && kill "$VM_PID" 2>/dev/null && wait "$VM_PID" 2>/dev/null || true
   grep -q " $work/mnt " /proc/mounts && fusermount3 -uz "$work/mnt" || true
-  [[ -n "$TGT_PID" ]] && kill "$TGT_PID" 2>/dev/null || true
+  # tgtd ignores SIGTERM while it serves targets: ask it to stop, then make sure.
+  if [[ -n "$TGT_PID" ]]; then
+    tgtadm -C 17 --op delete --mode system >/dev/null 2>&1 || true
+    sleep 0.5; kill -9 "$TGT_PID" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,12 +33,12 @@ cat "$img" > /dev/null   # hot in the host's page cache for both servers
 ME=iqn.2026-11.bench:qemu
 
 # tgt on 3261 with the image as a CD/DVD LUN.
-tgtd -f --iscsi portal=127.0.0.1:3261 >/dev/null 2>&1 & TGT_PID=$!
+tgtd -f -C 17 --iscsi portal=127.0.0.1:3261 >/dev/null 2>&1 & TGT_PID=$!
 sleep 1
 TT=iqn.2026-11.bench:tgt
-tgtadm --lld iscsi --op new --mode target --tid 1 -T $TT
-tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$img" --device-type cd
-tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL
+tgtadm -C 17 --lld iscsi --op new --mode target --tid 1 -T $TT
+tgtadm -C 17 --lld iscsi --op new --mode logicalunit --tid 1 --lun 1 -b "$img" --device-type cd
+tgtadm -C 17 --lld iscsi --op bind --mode target --tid 1 -I ALL
 
 # vmediafs on 3262: one guest, one drive, the same image.
 "$BIN/vmediafs" "$work/mnt" --state "$work/state.db" --media-dir "$work/media" --iscsi 127.0.0.1:3262 -f 2>"$work/log" & VM_PID=$!

@@ -22,7 +22,7 @@ extension VMediaFileSystem {
             } catch { reply.fail(error.errno) }
         case .media(let id):
             if writing {
-                let h = ControlWriter(target: .media(id), truncated: flags & O_TRUNC != 0)
+                let h = ControlWriter(target: .media(id), truncated: flags & O_TRUNC != 0, opener: credentials(ctx))
                 reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true))
             } else {
                 guard let m = host.drive(id: id)?.loaded else { return reply.fail(ENOENT) }
@@ -33,7 +33,7 @@ extension VMediaFileSystem {
             if writing {
                 guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
                 let target: ControlWriter.Target = if case .chap = key { .chap(gid) } else { .initiators(gid) }
-                reply.opened(OpenResult(handle: ControlWriter(target: target, truncated: flags & O_TRUNC != 0).retainForKernel(), directIO: true))
+                reply.opened(OpenResult(handle: ControlWriter(target: target, truncated: flags & O_TRUNC != 0, opener: credentials(ctx)).retainForKernel(), directIO: true))
             } else {
                 // The CHAP secret is never read back, not even by its owner.
                 guard case .initiators = key else { return reply.fail(EACCES) }
@@ -48,7 +48,7 @@ extension VMediaFileSystem {
             if writing {
                 guard field == .sharable else { return reply.fail(EACCES) }
                 guard ctx.uid == 0 || ctx.uid == item.uid else { return reply.fail(EACCES) }
-                reply.opened(OpenResult(handle: ControlWriter(target: .sharable(name), truncated: false).retainForKernel(), directIO: true))
+                reply.opened(OpenResult(handle: ControlWriter(target: .sharable(name), truncated: false, opener: credentials(ctx)).retainForKernel(), directIO: true))
             } else {
                 reply.opened(OpenResult(handle: TextHandle(libraryText(item, field)).retainForKernel(), directIO: true))
             }
@@ -128,8 +128,8 @@ extension VMediaFileSystem {
     }
 
     /// What a close still has to do: an unterminated path, or the eject of `: > media`.
-    private func finish(_ w: ControlWriter, _ ctx: RequestContext) throws(VMError) {
-        switch w.takePending() {
+    private func finish(_ w: ControlWriter, _ ctx: RequestContext, atRelease: Bool) throws(VMError) {
+        switch w.takePending(atRelease: atRelease) {
         case .nothing: return
         case .line(let line): try complete(w, line, ctx)
         case .truncate:
@@ -142,7 +142,7 @@ extension VMediaFileSystem {
 
     public func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply) {
         guard let w = OpenHandle.from(handle) as? ControlWriter else { return reply.ok() }
-        do throws(VMError) { try finish(w, ctx) } catch { return reply.fail(error.errno) }
+        do throws(VMError) { try finish(w, ctx, atRelease: false) } catch { return reply.fail(error.errno) }
         reply.ok()
     }
 
@@ -150,7 +150,10 @@ extension VMediaFileSystem {
         let h = OpenHandle.release(handle)
         switch h {
         case let w as ControlWriter:
-            try? finish(w, ctx)
+            // Errors here reach no caller (close has returned); the refusal is still
+            // recorded in status, the log and events by the host.
+            try? finish(w, RequestContext(uid: w.opener.uid, gid: w.opener.gid, pid: 0, groups: w.opener.groups),
+                        atRelease: true)
         case let d as DiscHandle:
             d.runtime.emulator.detach(d.initiator)
             d.runtime.openers.add(-1, ordering: .relaxed)
@@ -178,7 +181,7 @@ extension VMediaFileSystem {
                 guard let g = host.guest(id: gid) else { return reply.fail(ENOENT) }
                 guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
                 let target: ControlWriter.Target = if case .chap = existing { .chap(gid) } else { .initiators(gid) }
-                let h = ControlWriter(target: target, truncated: flags & O_TRUNC != 0)
+                let h = ControlWriter(target: target, truncated: flags & O_TRUNC != 0, opener: credentials(ctx))
                 do throws(FSError) {
                     return reply.created(try entry(existing), OpenResult(handle: h.retainForKernel(), directIO: true))
                 } catch { return reply.fail(error.errno) }
@@ -196,7 +199,7 @@ extension VMediaFileSystem {
             return reply.fail(EPERM)
         }
         if name == "media" {
-            let h = ControlWriter(target: .media(id), truncated: true)
+            let h = ControlWriter(target: .media(id), truncated: true, opener: credentials(ctx))
             let attrs = FileAttributes(ino: inodes.ino(.media(id)), mode: S_IFREG | 0o644, uid: ctx.uid, gid: ctx.gid,
                                        accessTime: .now, modificationTime: .now, changeTime: .now)
             return reply.created(Entry(attributes: attrs, entryTimeout: 0, attributeTimeout: 0),

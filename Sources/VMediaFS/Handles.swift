@@ -56,8 +56,13 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
     }
     private let state = Mutex<(buffer: [UInt8], truncated: Bool, wrote: Bool, done: Bool)>(([], false, false, false))
 
-    init(target: Target, truncated: Bool) {
+    /// Who opened the file: a truncation carried out at the last close acts for them (the
+    /// kernel's release request carries no caller).
+    let opener: Credentials
+
+    init(target: Target, truncated: Bool, opener: Credentials) {
         self.target = target
+        self.opener = opener
         super.init()
         state.withLock { $0.truncated = truncated }
     }
@@ -81,13 +86,19 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
 
     enum Pending { case nothing, line(String), truncate }
 
-    /// What the close must still do: an unterminated line, an eject for a truncation
-    /// with nothing written, or nothing. Taken once.
-    func takePending() -> Pending {
+    /// What a close must still do: an unterminated line (or, for whole-file targets, what
+    /// was written), or the eject/clear asked for by a truncation with nothing written.
+    /// Taken once.
+    ///
+    /// A truncation acts only at the last close (`release`), never at a `flush`: the shell's
+    /// `echo new > media` opens with O_TRUNC and dup2()s the descriptor before writing, and
+    /// that dup2 closes (flushes) the original descriptor with nothing written yet. Acting
+    /// then would eject before the swap, and a refused swap would lose the old media.
+    func takePending(atRelease: Bool) -> Pending {
         let whole = wholeFile
         return state.withLock { s in
             if whole {
-                guard !s.done, s.wrote || s.truncated else { return .nothing }
+                guard !s.done, s.wrote || (s.truncated && atRelease) else { return .nothing }
                 s.done = true
                 defer { s.buffer.removeAll() }
                 return .line(String(decoding: s.buffer, as: UTF8.self))
@@ -98,7 +109,7 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
                 s.done = true
                 return .line(line)
             }
-            if s.truncated && !s.wrote && !s.done {
+            if s.truncated && !s.wrote && !s.done && atRelease {
                 s.done = true
                 return .truncate
             }

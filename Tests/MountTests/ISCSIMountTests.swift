@@ -42,7 +42,7 @@ final class ISCSIMountTests: MountTestCase {
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: fx.path("guests/g1")).contains("initiators"))
         XCTAssertEqual(readText(fx.path("guests/g1/initiators")), "", "nobody may log in by default")
         XCTAssertNotEqual(try XCTUnwrap(MiniInitiator(port: port)).login(initiator: me, target: target), 0)
-        XCTAssertEqual(writeErrno(fx.path("guests/g1/initiators"), "\(me)\n# a comment\niqn.2026-11.test:other\n"), 0)
+        XCTAssertEqual(sh("printf '%s\\n' '\(me)' '# a comment' iqn.2026-11.test:other > '\(fx.path("guests/g1/initiators"))'").status, 0)
         XCTAssertEqual(readText(fx.path("guests/g1/initiators")), "\(me)\niqn.2026-11.test:other\n")
         XCTAssertEqual(writeErrno(fx.path("guests/g1/initiators"), "not an iqn\n"), EINVAL)
         let ls = sh("iscsi-ls -i \(me) iscsi://127.0.0.1:\(port)")

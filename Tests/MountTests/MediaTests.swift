@@ -67,6 +67,12 @@ final class MediaTests: MountTestCase {
         let s = fx.status("aix01", "cd0")
         XCTAssertEqual(s["media"], a, "the old media stays loaded")
         XCTAssertTrue(s["last_error"]!.contains("missing.iso"), s["last_error"]!)
+        // The shell's way: O_TRUNC, then dup2 (a flush with nothing written), then the write.
+        // The truncation alone must not eject; the refused write must leave the old media.
+        let r = sh("echo '\(fx.media)/missing2.iso' > '\(mediaFile)'")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(fx.status("aix01", "cd0")["media"], a, "a refused echo swap keeps the old media")
+        XCTAssertFalse(fx.logText.contains("ejected \(a)"), "no eject happened on the way")
     }
 
     func testRefusalsReturnTheContractErrno() throws {
