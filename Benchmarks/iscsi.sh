@@ -33,7 +33,7 @@ cat "$img" > /dev/null   # hot in the host's page cache for both servers
 ME=iqn.2026-11.bench:qemu
 
 # tgt on 3261 with the image as a CD/DVD LUN.
-tgtd -f -C 17 --iscsi portal=127.0.0.1:3261 >/dev/null 2>&1 & TGT_PID=$!
+tgtd -f -C 17 --iscsi portal=127.0.0.1:3261 >/dev/null 2>&1 & TGT_PID=$!; disown
 sleep 1
 TT=iqn.2026-11.bench:tgt
 tgtadm -C 17 --lld iscsi --op new --mode target --tid 1 -T $TT
@@ -52,7 +52,7 @@ opts() { echo "driver=iscsi,transport=tcp,portal=127.0.0.1:$1,target=$2,lun=$3,i
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 seq_time() {  # qemu-img bench: sequential 128 KiB reads, 16 in flight, the whole image
   for _ in $(seq $RUNS); do
-    qemu-img bench -f raw --image-opts "$(opts "$@")" -c $(( SIZE_MB * 8 )) -s 128K -d 16 -t none 2>&1 |
+    qemu-img bench --image-opts "$(opts "$@")" -c $(( SIZE_MB * 8 )) -s 128K -d 16 -t none 2>&1 |
       sed -n 's/.*completed in \([0-9.]*\) seconds.*/\1/p'
   done | median
 }
