@@ -21,15 +21,19 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
     private let waiting = Mutex(Waiting())
     private var subscription: EventSubscription!
     private let bus: EventBus
+    /// Opened with O_NONBLOCK: a read with nothing to give answers EAGAIN instead of waiting.
+    private let nonBlocking: Bool
 
-    init(fs: VMediaFileSystem) {
+    init(fs: VMediaFileSystem, nonBlocking: Bool) {
         bus = fs.host.events
+        self.nonBlocking = nonBlocking
         super.init()
         subscription = bus.subscribe { [weak self] in self?.wake() }
     }
 
     func read(size: Int, reply: consuming DataReply) {
         if let bytes = subscription.take(maxBytes: size) { return reply.data(bytes) }
+        if nonBlocking { return reply.fail(EAGAIN) }
         waiting.withLock { $0.interrupted = false }
         reply.notifyOnInterrupt(id: fh)
         var r: DataReply? = Optional(reply)

@@ -12,7 +12,7 @@ extension VMediaFileSystem {
             return reply.fail(EISDIR)
         case .events:
             guard !writing else { return reply.fail(EACCES) }
-            let h = EventsHandle(fs: self)
+            let h = EventsHandle(fs: self, nonBlocking: flags & O_NONBLOCK != 0)
             reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true, nonSeekable: true))
         case .disc(let id, let gen):
             guard !writing else { return reply.fail(EROFS) }

@@ -114,6 +114,10 @@ final class EventsTests: MountTestCase {
         fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
         p = select.poll(); p.register(fd, select.POLLIN)
         before = p.poll(200)
+        try:
+            os.read(fd, 4096); print("read without data did not fail"); sys.exit(1)
+        except BlockingIOError:
+            pass
         os.mkdir(sys.argv[2])
         after = p.poll(5000)
         print(len(before), len(after), os.read(fd, 4096).decode().split()[1])
