@@ -33,7 +33,7 @@ extension VMediaFileSystem {
         }
         if let src = rt.emulator.medium?.source as? ImageSource, let why = src.changeReason() {
             // Found here first: let the source record it (status, events), and refuse.
-            _ = try? src.validate()
+            _ = try? src.validate(forcingPathCheck: true)
             rt.emulator.detach(initiator)
             session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
             Log.warning("open of disc refused: \(why)")

@@ -67,10 +67,14 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
     /// the descriptor's size and mtime every time (an fstat), the path's device and inode
     /// at most every `pathRecheckNanos` (a stat walks the path: the costly half). A block
     /// device is checked by its descriptor only.
-    public func validate() throws(MediumError) {
+    public func validate() throws(MediumError) { try validate(forcingPathCheck: false) }
+
+    /// `validate()`, checking the path now when `forcingPathCheck` (an open of disc, which
+    /// must see a replaced image at once and record why).
+    public func validate(forcingPathCheck: Bool) throws(MediumError) {
         if isBroken.load(ordering: .acquiring) { throw MediumError(reason: broken.withLock { $0 } ?? "image \(path) changed") }
         let now = Self.monotonicNanos()
-        let checkPath = now &- pathCheckedAt.load(ordering: .relaxed) >= Self.pathRecheckNanos
+        let checkPath = forcingPathCheck || now &- pathCheckedAt.load(ordering: .relaxed) >= Self.pathRecheckNanos
         guard let why = changeReason(checkingPath: checkPath) else {
             if checkPath { pathCheckedAt.store(now, ordering: .relaxed) }
             return
