@@ -35,6 +35,11 @@ func makeOperations() -> fuse_lowlevel_ops {
             conn.pointee.want |= UInt32(FUSE_CAP_SPLICE_WRITE) & conn.pointee.capable
         }
         if box.options.maxRead > 0 { conn.pointee.max_read = box.options.maxRead }
+        // The kernel applies min(bdi window, answer) when this INIT is answered: raise the
+        // bdi's window first, then answer with the same value.
+        if box.options.readaheadKiB > 0, setReadahead(mountpoint: box.mountpoint, kib: box.options.readaheadKiB) {
+            conn.pointee.max_readahead = box.options.readaheadKiB * 1024
+        }
     }
     ops.lookup = { req, parent, name in
         guard let req else { return }

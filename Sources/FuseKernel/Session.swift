@@ -10,6 +10,11 @@ public struct SessionOptions: Sendable {
     public var maxRead: UInt32 = 1_032_192
     /// Ask the kernel to send file data to the daemon by splice where it can.
     public var splice = true
+    /// The mount's readahead window in KiB (0 leaves the kernel's default, 128 KiB). The
+    /// kernel offers only its default at INIT and keeps the smaller of its own value and
+    /// the daemon's answer, so the window is raised in the bdi (as root) before INIT is
+    /// answered. Buffered sequential reads then arrive as `maxRead`-sized requests.
+    public var readaheadKiB: UInt32 = 2016
     public init() {}
 }
 
@@ -27,6 +32,8 @@ final class SessionBox: @unchecked Sendable {
     let directories = Mutex<[UInt64: [DirectoryItem]]>([:])
     let nextDirectoryHandle = Atomic<UInt64>(1)
     weak var session: FuseSession?
+    /// The mountpoint as the mount table shows it (absolute, symlinks resolved).
+    var mountpoint = ""
 
     init(fileSystem: any FileSystem, options: SessionOptions) {
         self.fileSystem = fileSystem
@@ -57,6 +64,12 @@ public final class FuseSession: @unchecked Sendable {
     public init(fileSystem: any FileSystem, mountpoint: String, arguments: [String], options: SessionOptions = .init()) throws {
         self.box = SessionBox(fileSystem: fileSystem, options: options)
         self.mountpoint = mountpoint
+        if let real = realpath(mountpoint, nil) {
+            box.mountpoint = String(cString: real)
+            free(real)
+        } else {
+            box.mountpoint = mountpoint
+        }
         let argv = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: arguments.count + 2)
         argv[0] = strdup("vmediafs")
         for (i, a) in arguments.enumerated() { argv[i + 1] = strdup(a) }
@@ -136,3 +149,47 @@ public final class FuseSession: @unchecked Sendable {
     var options: SessionOptions { box.options }
 }
 
+
+/// The bdi name ("0:53") of the mount on `mountpoint`, from /proc/self/mountinfo; the last
+/// mount on that path wins (the one on top). Reading the table never touches the mount.
+func backingDeviceName(mountpoint: String) -> String? {
+    guard let f = fopen("/proc/self/mountinfo", "r") else { return nil }
+    defer { fclose(f) }
+    var found: String?
+    var line: UnsafeMutablePointer<CChar>?
+    var cap = 0
+    defer { free(line) }
+    while getline(&line, &cap, f) > 0, let line {
+        let fields = String(cString: line).split(separator: " ", maxSplits: 5)
+        guard fields.count > 4 else { continue }
+        if unescapeMountField(fields[4]) == mountpoint { found = String(fields[2]) }
+    }
+    return found
+}
+
+/// The mount table writes space, tab, newline and backslash as octal escapes (`\040`).
+private func unescapeMountField(_ s: Substring) -> String {
+    guard s.contains("\\") else { return String(s) }
+    var bytes: [UInt8] = []
+    var u = Array(s.utf8)[...]
+    while let c = u.popFirst() {
+        if c == UInt8(ascii: "\\"), u.count >= 3, let v = UInt8(String(decoding: u.prefix(3), as: UTF8.self), radix: 8) {
+            bytes.append(v)
+            u = u.dropFirst(3)
+        } else {
+            bytes.append(c)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Writes the mount's readahead window (KiB) to /sys/class/bdi/NAME/read_ahead_kb.
+/// Returns false when it cannot (not root, no such bdi); the kernel's default then stays.
+func setReadahead(mountpoint: String, kib: UInt32) -> Bool {
+    guard let bdi = backingDeviceName(mountpoint: mountpoint) else { return false }
+    let fd = open("/sys/class/bdi/\(bdi)/read_ahead_kb", O_WRONLY)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    let text = "\(kib)\n"
+    return text.withCString { write(fd, $0, strlen($0)) } == text.utf8.count
+}

@@ -15,6 +15,8 @@ public struct DaemonOptions: Sendable, Equatable {
     public var debug = false
     public var allowOther = false
     public var singleThreaded = false
+    /// The mount's readahead window in KiB (`-o readahead=KIB`); nil keeps the session's default.
+    public var readaheadKiB: UInt32?
     /// Options passed on to libfuse as they are (`-o ro`, `-o max_read=...`).
     public var fuseOptions: [String] = []
 
@@ -29,6 +31,7 @@ public struct DaemonOptions: Sendable, Equatable {
           -f                  stay in the foreground
           -d                  debug: foreground, and log every FUSE request
           -s                  serve requests on one thread
+          -o readahead=KIB    the mount's readahead window (default 2016; root only)
           -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
         """
 
@@ -82,6 +85,9 @@ public struct DaemonOptions: Sendable, Equatable {
             case "host_drive": hostDrives.append(v)
             case "iscsi": iscsi = v.isEmpty ? "127.0.0.1:3260" : v
             case "allow_other": allowOther = true
+            case "readahead":
+                guard let k = UInt32(v) else { throw VMError(EINVAL, "readahead takes a size in KiB") }
+                readaheadKiB = k
             case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
             default: fuseOptions.append(opt)
             }
@@ -147,7 +153,9 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
     let fs = VMediaFileSystem(host: host)
     let session: FuseSession
     do {
-        session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments)
+        var sessionOptions = SessionOptions()
+        if let k = o.readaheadKiB { sessionOptions.readaheadKiB = k }
+        session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
         try session.mount()
     } catch {
         Log.error("\(error)")

@@ -36,7 +36,7 @@ extension VMediaFileSystem {
         }
         if let src = medium.source as? ImageSource, let why = src.changeReason() {
             // Found here first: let the source record it (status, events), and refuse.
-            _ = try? src.validate()
+            _ = try? src.validate(forcingPathCheck: true)
             rt.emulator.detach(initiator)
             session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
             Log.warning("open of disc refused: \(why)")
@@ -57,12 +57,16 @@ extension VMediaFileSystem {
         let length = Int(min(UInt64(size), h.capacity - offset))
         let lba = offset / 2048
         let count = (offset + UInt64(length) + 2047) / 2048 - lba
-        let cdb: [UInt8] = [0xA8, 0,
-                            UInt8(truncatingIfNeeded: lba >> 24), UInt8(truncatingIfNeeded: lba >> 16),
-                            UInt8(truncatingIfNeeded: lba >> 8), UInt8(truncatingIfNeeded: lba),
-                            UInt8(truncatingIfNeeded: count >> 24), UInt8(truncatingIfNeeded: count >> 16),
-                            UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count), 0, 0]
-        let result = h.runtime.emulator.execute(cdb, from: h.initiator)
+        // READ(12), built on the stack: no allocation per read.
+        var cdb = SIMD16<UInt8>(repeating: 0)
+        cdb[0] = 0xA8
+        for i in 0..<4 {
+            cdb[2 + i] = UInt8(truncatingIfNeeded: lba >> UInt64(24 - 8 * i))
+            cdb[6 + i] = UInt8(truncatingIfNeeded: count >> UInt64(24 - 8 * i))
+        }
+        let result = withUnsafeBytes(of: cdb) { raw in
+            h.runtime.emulator.execute(UnsafeRawBufferPointer(rebasing: raw[0..<12]), from: h.initiator)
+        }
         guard result.status == .good else {
             let e = errno(for: result.sense)
             if e == ESTALE || e == ENOMEDIUM {

@@ -207,8 +207,7 @@ extension Host {
             }
         }
         state.withLock { st in
-            st.drives[d.id] = d
-            st.driveByName[d.name] = d.id
+            st.add(d)
             st.runtimes[d.id] = rt
         }
     }

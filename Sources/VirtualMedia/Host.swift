@@ -31,13 +31,31 @@ struct HostState {
     var guestByName: [String: Int64] = [:]
     var drives: [Int64: DriveRecord] = [:]
     var driveByName: [String: Int64] = [:]
+    /// The drives of each guest, by id: listing a guest or picking a new drive's LUN
+    /// looks at that guest's drives only, not at every drive of the host.
+    var driveIDsByGuest: [Int64: Set<Int64>] = [:]
     var runtimes: [Int64: DriveRuntime] = [:]
     var sharable: [String: Bool] = [:]
     /// Initiators logged in over iSCSI, by guest name.
     var sessions: [String: [String]] = [:]
 
     func drives(ofGuest id: Int64) -> [DriveRecord] {
-        drives.values.filter { $0.guestID == id }.sorted { $0.name < $1.name }
+        (driveIDsByGuest[id] ?? []).compactMap { drives[$0] }.sorted { $0.name < $1.name }
+    }
+
+    /// Adds a drive to the tables (name and guest indexes included).
+    mutating func add(_ d: DriveRecord) {
+        drives[d.id] = d
+        driveByName[d.name] = d.id
+        driveIDsByGuest[d.guestID, default: []].insert(d.id)
+    }
+
+    /// Removes a drive from the tables (name and guest indexes included).
+    mutating func removeDrive(id: Int64) {
+        guard let d = drives.removeValue(forKey: id) else { return }
+        driveByName[d.name] = nil
+        driveIDsByGuest[d.guestID]?.remove(id)
+        if driveIDsByGuest[d.guestID]?.isEmpty == true { driveIDsByGuest[d.guestID] = nil }
     }
 
     func label(_ d: DriveRecord) -> String { "\(guests[d.guestID]?.name ?? "?")/\(d.name)" }
@@ -156,8 +174,7 @@ public final class Host: Sendable {
             let id = try store.addDrive(guestID: gid, name: name, lun: lun, owner: owner, at: now,
                                         history: HistoryEvent(time: now, kind: "create", guest: guestName, drive: name, uid: owner.uid, detail: "lun=\(lun)"))
             let d = DriveRecord(id: id, guestID: gid, name: name, lun: lun, owner: owner, created: now, changed: now, loaded: nil, lastError: "")
-            st.drives[id] = d
-            st.driveByName[name] = id
+            st.add(d)
             st.runtimes[id] = makeRuntime(for: d)
             return d
         }
@@ -173,8 +190,7 @@ public final class Host: Sendable {
             }
             guard d.loaded == nil else { throw VMError(EBUSY, "drive \(guestName)/\(name) has media loaded; eject it first") }
             try store.removeDrive(id: id, history: HistoryEvent(time: nowNanos(), kind: "remove", guest: guestName, drive: name, uid: user.uid, detail: ""))
-            st.drives[id] = nil
-            st.driveByName[name] = nil
+            st.removeDrive(id: id)
             return st.runtimes.removeValue(forKey: id)
         }
         runtime?.emulator.setDelegate(nil)

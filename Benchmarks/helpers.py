@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Helpers for Benchmarks/run.sh: tree generation, timing loops and populations.
+
+Every subcommand prints its result on stdout as plain numbers (seconds, counts), so that
+run.sh stays a readable list of cases. Nothing here asserts a time: it only measures.
+"""
+import os
+import random
+import statistics
+import sys
+import time
+
+
+def gen_tree(root, files, big_mib):
+    """A deterministic tree: `files` small files (0..80 KiB, mean ~40 KiB) in dirs of 100,
+    two levels deep, some empty files, plus one large file `big.bin` of `big_mib` MiB."""
+    rng = random.Random(7)
+    os.makedirs(root, exist_ok=True)
+    chunk = os.urandom(1 << 20)
+    per_dir = 100
+    dirs = (files + per_dir - 1) // per_dir
+    n = 0
+    for d in range(dirs):
+        top = os.path.join(root, "d%02d" % (d // 10), "s%03d" % d)
+        os.makedirs(top, exist_ok=True)
+        for f in range(per_dir):
+            if n >= files:
+                break
+            size = 0 if n % 50 == 0 else rng.randrange(0, 80 * 1024)
+            off = rng.randrange(0, len(chunk) - size) if size else 0
+            with open(os.path.join(top, "file-%05d.dat" % n), "wb") as fh:
+                fh.write(chunk[off:off + size])
+            n += 1
+    with open(os.path.join(root, "big.bin"), "wb") as fh:
+        for i in range(big_mib):
+            fh.write(chunk[i % 1024:] + chunk[:i % 1024])
+
+
+def populate(guests_dir, start, end, drives_per_guest=4):
+    """mkdir guests g<start>..g<end-1>, each with drives_per_guest drives; prints seconds."""
+    t = time.perf_counter()
+    for g in range(start, end):
+        gd = os.path.join(guests_dir, "g%05d" % g)
+        os.mkdir(gd)
+        for k in range(drives_per_guest):
+            os.mkdir(os.path.join(gd, "g%05dd%d" % (g, k)))
+    print("%.6f" % (time.perf_counter() - t))
+
+
+def tmpfs_shape(guests_dir, start, end, drives_per_guest=4):
+    """The same shape as vmediafs's guests/ with empty drives, as plain files and dirs."""
+    for g in range(start, end):
+        gd = os.path.join(guests_dir, "g%05d" % g)
+        os.mkdir(gd)
+        open(os.path.join(gd, "initiators"), "w").close()
+        open(os.path.join(gd, "chap"), "w").close()
+        for k in range(drives_per_guest):
+            dd = os.path.join(gd, "g%05dd%d" % (g, k))
+            os.mkdir(dd)
+            open(os.path.join(dd, "disc"), "w").close()
+            open(os.path.join(dd, "status"), "w").close()
+            os.mkdir(os.path.join(dd, "contents"))
+
+
+def load(guests_dir, count, image, drives_per_guest=4):
+    """Inserts `image` into the first `count` drives; prints seconds."""
+    t = time.perf_counter()
+    for i in range(count):
+        g, k = divmod(i, drives_per_guest)
+        with open(os.path.join(guests_dir, "g%05d" % g, "g%05dd%d" % (g, k), "media"), "w") as fh:
+            fh.write(image + "\n")
+    print("%.6f" % (time.perf_counter() - t))
+
+
+def roundtrip(drive_dir, image, n):
+    """n insert+eject round trips on one drive; prints p50 p99 mean in milliseconds,
+    and the same for the insert and the eject alone."""
+    media = os.path.join(drive_dir, "media")
+    both, ins, ej = [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        with open(media, "w") as fh:
+            fh.write(image + "\n")
+        t1 = time.perf_counter()
+        os.unlink(media)
+        t2 = time.perf_counter()
+        both.append((t2 - t0) * 1e3)
+        ins.append((t1 - t0) * 1e3)
+        ej.append((t2 - t1) * 1e3)
+
+    def pct(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+    for xs in (both, ins, ej):
+        print("%.3f %.3f %.3f" % (pct(xs, 50), pct(xs, 99), statistics.mean(xs)))
+
+
+def median(values):
+    print("%.6f" % statistics.median(float(v) for v in values))
+
+
+def pread_loop(path, block, seconds):
+    """Sequential preads of `block` bytes until `seconds` passed; prints MB/s."""
+    fd = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    done = 0
+    t = time.perf_counter()
+    off = 0
+    while time.perf_counter() - t < seconds:
+        n = len(os.pread(fd, block, off))
+        done += n
+        off = 0 if off + block >= size else off + block
+    el = time.perf_counter() - t
+    os.close(fd)
+    print("%.1f" % (done / el / 1e6))
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "gen-tree":
+        gen_tree(args[0], int(args[1]), int(args[2]))
+    elif cmd == "populate":
+        populate(args[0], int(args[1]), int(args[2]))
+    elif cmd == "tmpfs-shape":
+        tmpfs_shape(args[0], int(args[1]), int(args[2]))
+    elif cmd == "load":
+        load(args[0], int(args[1]), args[2])
+    elif cmd == "roundtrip":
+        roundtrip(args[0], args[1], int(args[2]))
+    elif cmd == "median":
+        median(args)
+    else:
+        sys.exit("unknown command " + cmd)
