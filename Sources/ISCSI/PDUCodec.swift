@@ -4,16 +4,18 @@ import NIOCore
 ///
 /// Threading rule: one instance per connection, touched only on that connection's event loop
 /// (the three handlers of one pipeline), so it needs no lock and is not `Sendable`.
-final class FramingState {
+/// Digest settings and segment limit of one connection. Public, with the codec below, so that
+/// test initiators and tools can speak iSCSI through the same framing code.
+public final class FramingState {
     /// CRC32C header digest in force (after the login phase, when negotiated).
-    var headerDigest = false
+    public var headerDigest = false
     /// CRC32C data digest in force.
-    var dataDigest = false
+    public var dataDigest = false
     /// The largest data segment we accept: 8192 during login (RFC 7143 13.12 default), then the
     /// MaxRecvDataSegmentLength we declared.
-    var maxDataSegment = 8192
+    public var maxDataSegment = 8192
 
-    init() {}
+    public init() {}
 }
 
 /// Why a connection's byte stream was refused. Any of these closes that connection only.
@@ -28,17 +30,17 @@ public enum ISCSIFramingError: Error, Equatable, Sendable {
 /// segment padded to 4 bytes, optional data digest. Strict: a data segment longer than the
 /// negotiated limit or a digest mismatch throws (the handler then closes the connection), so a
 /// peer cannot make us buffer more than one PDU's worth of bytes.
-struct PDUDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ISCSIPDU
+public struct PDUDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ISCSIPDU
     let state: FramingState
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let pdu = try PDUDecoder.parse(&buffer, state: state) else { return .needMoreData }
         context.fireChannelRead(wrapInboundOut(pdu))
         return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while let pdu = try PDUDecoder.parse(&buffer, state: state) {
             context.fireChannelRead(wrapInboundOut(pdu))
         }
@@ -51,7 +53,7 @@ struct PDUDecoder: ByteToMessageDecoder {
     }
 
     /// One PDU if the buffer holds a whole one (consumed), nil if more bytes are needed.
-    static func parse(_ buffer: inout ByteBuffer, state: FramingState) throws -> ISCSIPDU? {
+    public static func parse(_ buffer: inout ByteBuffer, state: FramingState) throws -> ISCSIPDU? {
         let start = buffer.readerIndex
         guard buffer.readableBytes >= ISCSIPDU.bhsLength,
               let ahsWords = buffer.getInteger(at: start + 4, as: UInt8.self),
@@ -85,15 +87,15 @@ struct PDUDecoder: ByteToMessageDecoder {
 
 /// Writes PDUs: fills TotalAHSLength and DataSegmentLength from the PDU's parts, pads the data
 /// segment with zeros to 4 bytes and appends the digests in force.
-struct PDUEncoder: MessageToByteEncoder {
-    typealias OutboundIn = ISCSIPDU
+public struct PDUEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = ISCSIPDU
     let state: FramingState
 
-    func encode(data pdu: ISCSIPDU, out: inout ByteBuffer) throws {
+    public func encode(data pdu: ISCSIPDU, out: inout ByteBuffer) throws {
         PDUEncoder.write(pdu, to: &out, headerDigest: state.headerDigest, dataDigest: state.dataDigest)
     }
 
-    static func write(_ pdu: ISCSIPDU, to out: inout ByteBuffer, headerDigest: Bool, dataDigest: Bool) {
+    public static func write(_ pdu: ISCSIPDU, to out: inout ByteBuffer, headerDigest: Bool, dataDigest: Bool) {
         var bhs = pdu.bhs
         bhs[4] = UInt8(pdu.ahs.count / 4)
         bhs[5] = UInt8(truncatingIfNeeded: pdu.data.count >> 16)

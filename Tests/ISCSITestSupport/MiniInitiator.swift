@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-@testable import ISCSI
+import ISCSI
 
 /// A minimal blocking iSCSI initiator over a POSIX socket, written from RFC 7143 for the tests:
 /// login (with one-way CHAP), SCSI commands with Data-In / R2T / Data-Out, raw bytes for faults.
