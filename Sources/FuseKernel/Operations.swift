@@ -127,6 +127,10 @@ func makeOperations() -> fuse_lowlevel_ops {
             let h = box.nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
             box.directories.withLock { $0[h] = items }
             fi.pointee.fh = h
+            if box.fileSystem.directoryNeverChanges(ino: ino) {
+                fi.pointee.cache_readdir = 1
+                fi.pointee.keep_cache = 1
+            }
             fuse_reply_open(req, fi)
         } catch {
             fuse_reply_err(req, error.errno)

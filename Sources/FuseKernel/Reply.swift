@@ -81,6 +81,7 @@ func fileInfo(_ o: OpenResult, base: fuse_file_info = fuse_file_info()) -> fuse_
     fi.direct_io = o.directIO ? 1 : 0
     fi.keep_cache = o.keepCache ? 1 : 0
     fi.nonseekable = o.nonSeekable ? 1 : 0
+    fi.noflush = o.noFlush ? 1 : 0
     return fi
 }
 

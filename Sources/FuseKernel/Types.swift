@@ -96,9 +96,13 @@ public struct OpenResult: Sendable {
     public var keepCache: Bool
     /// The file has no positions (a stream such as `events`).
     public var nonSeekable: Bool
+    /// Closing it needs no FLUSH request (read-only files: nothing to complete at close).
+    public var noFlush: Bool
 
-    public init(handle: UInt64, directIO: Bool = false, keepCache: Bool = false, nonSeekable: Bool = false) {
+    public init(handle: UInt64, directIO: Bool = false, keepCache: Bool = false, nonSeekable: Bool = false,
+                noFlush: Bool = false) {
         self.handle = handle; self.directIO = directIO; self.keepCache = keepCache; self.nonSeekable = nonSeekable
+        self.noFlush = noFlush
     }
 }
 

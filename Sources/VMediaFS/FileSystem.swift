@@ -164,6 +164,13 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         return items
     }
 
+    /// A disc's directories belong to one media generation (a new generation has new
+    /// inodes), so the kernel may keep their listings.
+    public func directoryNeverChanges(ino: UInt64) -> Bool {
+        if case .contents? = inodes.key(ino) { return true }
+        return false
+    }
+
     public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply) {
         guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
         let owner = Ownership(uid: ctx.uid, gid: ctx.gid, mode: mode & ~ctx.umask)

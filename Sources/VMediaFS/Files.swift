@@ -18,7 +18,7 @@ extension VMediaFileSystem {
             guard !writing else { return reply.fail(EROFS) }
             do throws(FSError) {
                 let h = try openDisc(driveID: id, generation: gen)
-                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true))
+                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true))
             } catch { reply.fail(error.errno) }
         case .media(let id):
             if writing {
@@ -56,7 +56,7 @@ extension VMediaFileSystem {
             guard !writing else { return reply.fail(EROFS) }
             do throws(FSError) {
                 let h = try contents.open(drive: id, generation: gen, node: node)
-                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true))
+                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true))
             } catch { reply.fail(error.errno) }
         case .temporary:
             guard let f = temporaries.withLock({ $0[key] }) else { return reply.fail(ENOENT) }
