@@ -14,7 +14,7 @@ mkdir -p "$MNT" "$MEDIA"
 if [[ ! -e "$MEDIA/sample.iso" ]]; then
   src=$(mktemp -d)
   echo "Hello from a vmediafs sample disc." > "$src/README.TXT"
-  xorriso -as mkisofs -quiet -R -J -V SAMPLE -o "$MEDIA/sample.iso" "$src"
+  xorriso -as mkisofs -quiet -R -J -V SAMPLE -o "$MEDIA/sample.iso" "$src" 2>/dev/null
   chmod 644 "$MEDIA/sample.iso"
   rm -rf "$src"
 fi
