@@ -36,9 +36,11 @@ public protocol FileSystem: AnyObject, Sendable {
     /// Lists a directory when it is opened; the session pages the snapshot to the kernel.
     /// Include "." and "..".
     func listDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> [DirectoryItem]
-    /// True when a directory's listing never changes while its inode lives: the kernel may
-    /// then keep the listing it read (no READDIR on later opens).
-    func directoryNeverChanges(ino: UInt64) -> Bool
+    /// True when the kernel may keep a directory's listing between opens (no READDIR on
+    /// later opens). It drops the kept listing by itself when the directory changes
+    /// through this mount (mkdir, create, unlink, rename) or when a fresh getattr shows a
+    /// new mtime, so a directory that changes behind the kernel's back must move its mtime.
+    func directoryListingMayBeKept(ino: UInt64) -> Bool
     func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply)
     /// `poll(2)` on an open file. `handle` is nil when the caller asked not to be woken.
     func poll(_ ctx: RequestContext, ino: UInt64, handle: UInt64, wake: PollHandle?, reply: consuming PollReply)
@@ -67,7 +69,7 @@ extension FileSystem {
     public func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply) { reply.ok() }
     public func release(_ ctx: RequestContext, ino: UInt64, handle: UInt64, flags: Int32, reply: consuming StatusReply) { reply.ok() }
     public func listDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> [DirectoryItem] { throw FSError(ENOTDIR) }
-    public func directoryNeverChanges(ino: UInt64) -> Bool { false }
+    public func directoryListingMayBeKept(ino: UInt64) -> Bool { false }
     public func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply) { reply.statistics(VolumeStatistics()) }
     public func poll(_ ctx: RequestContext, ino: UInt64, handle: UInt64, wake: PollHandle?, reply: consuming PollReply) {
         reply.events(UInt32(POLLIN | POLLRDNORM))

@@ -127,7 +127,7 @@ func makeOperations() -> fuse_lowlevel_ops {
             let h = box.nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
             box.directories.withLock { $0[h] = items }
             fi.pointee.fh = h
-            if box.fileSystem.directoryNeverChanges(ino: ino) {
+            if box.fileSystem.directoryListingMayBeKept(ino: ino) {
                 fi.pointee.cache_readdir = 1
                 fi.pointee.keep_cache = 1
             }

@@ -104,6 +104,9 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .contents(_, _, let node) where node == ContentsCache.rootNode: timeout = (volatileTimeout, structureTimeout)
         case .contents: timeout = (generationTimeout, generationTimeout)
         case .libraryFile(_, .users), .libraryFile(_, .sharable): timeout = (structureTimeout, volatileTimeout)
+        // A drive's attributes are fetched afresh at every listing: its mtime tells the
+        // kernel whether the listing it keeps still holds (a guest's eject removes `media`).
+        case .drive: timeout = (structureTimeout, volatileTimeout)
         default: timeout = (structureTimeout, structureTimeout)
         }
         return Entry(attributes: attrs, entryTimeout: timeout.0, attributeTimeout: timeout.1)
@@ -164,11 +167,16 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         return items
     }
 
-    /// A disc's directories belong to one media generation (a new generation has new
-    /// inodes), so the kernel may keep their listings.
-    public func directoryNeverChanges(ino: UInt64) -> Bool {
-        if case .contents? = inodes.key(ino) { return true }
-        return false
+    /// Listings the kernel may keep: a disc's directories (one media generation never
+    /// changes; a new one has new inodes), and `guests/`, guests and drives, which change
+    /// only through this mount, except a drive's `media` appearing or going by a guest's
+    /// or a deferred eject, which moves the drive directory's mtime (`DriveRecord.changed`).
+    /// `library/` follows its media folders behind the kernel's back and is never kept.
+    public func directoryListingMayBeKept(ino: UInt64) -> Bool {
+        switch inodes.key(ino) {
+        case .contents?, .guests?, .guest?, .drive?: return true
+        default: return false
+        }
     }
 
     public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply) {

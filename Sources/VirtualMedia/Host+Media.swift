@@ -64,6 +64,7 @@ extension Host {
             let swapped = d.loaded?.path
             d.loaded = loaded
             d.lastError = ""
+            d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
             st.drives[driveID] = d
             return (st.label(d), swapped)
         }
@@ -99,6 +100,7 @@ extension Host {
                                                           drive: d.name, uid: user.uid, detail: loaded.path))
                 d.loaded = nil
                 d.lastError = ""
+                d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
                 st.drives[driveID] = d
                 return (st.label(d), loaded.path)
             }
@@ -140,6 +142,7 @@ extension Host {
                                                        drive: d.name, uid: 0, detail: "\(loaded.path) by=\(who)"))
             d.loaded = nil
             d.lastError = ""
+            d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
             st.drives[driveID] = d
             return (st.label(d), loaded.path)
         }

@@ -123,7 +123,11 @@ final class ISCSIMountTests: MountTestCase {
         XCTAssertEqual(i.command([0x00])?.status, 0, "reported once")
 
         // The guest's own eject removes `media`.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("guests/g1/cd0")).sorted(),
+                       ["contents", "disc", "media", "status"], "listed (and kept by the kernel) while loaded")
         XCTAssertEqual(i.command([0x1B, 0, 0, 0, 0x02, 0])?.status, 0, "START STOP UNIT LoEj=1 Start=0")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("guests/g1/cd0")).sorted(),
+                       ["contents", "disc", "status"], "a kept listing does not outlive a guest's eject")
         waitFor("media disappears") { !FileManager.default.fileExists(atPath: fx.path("guests/g1/cd0/media")) }
         XCTAssertEqual(fx.status("g1", "cd0")["state"], "empty")
         XCTAssertTrue(fx.logText.contains("ejected (guest)"), fx.logText)
