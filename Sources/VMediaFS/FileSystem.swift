@@ -50,7 +50,19 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// uninterruptible sleep: the daemon could never exit, so the connection was never
     /// aborted and the client and the mount hung until someone wrote to
     /// /sys/fs/fuse/connections/N/abort.
-    public func driveChanged(_ driveID: Int64) { contents.forget(drive: driveID) }
+    ///
+    /// What the daemon drops itself: the opened disc tree, and the inode numbers of the
+    /// drive's older media generations.
+    public func driveChanged(_ driveID: Int64) {
+        contents.forget(drive: driveID)
+        guard let current = host.runtime(driveID: driveID)?.emulator.state.generation else { return }
+        inodes.purge(drive: driveID) { key in
+            switch key {
+            case .disc(_, let g), .contents(_, let g, _): return g != current
+            default: return false
+            }
+        }
+    }
 
     func credentials(_ ctx: RequestContext) -> Credentials { Credentials(uid: ctx.uid, gid: ctx.gid, groups: ctx.groups) }
 
@@ -204,14 +216,14 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             case .guests:
                 guard let g = host.guest(named: name) else { throw VMError(ENOENT, "no guest \(name)") }
                 try host.removeGuest(name, by: credentials(ctx))
-                inodes.purge { $0 == .guest(g.id) }
+                inodes.purge { $0 == .guest(g.id) || $0 == .initiators(g.id) || $0 == .chap(g.id) }
             case .guest(let gid):
                 guard let g = host.guest(id: gid), let d = host.drive(named: name), d.guestID == gid else {
                     throw VMError(ENOENT, "no drive \(name)")
                 }
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
-                inodes.purge { $0.driveID == d.id }
+                inodes.purge(drive: d.id) { _ in true }
                 discSizes.withLock { sizes in sizes = sizes.filter { $0.key.driveID != d.id } }
             case .drive, .root, .library, .libraryItem, .contents:
                 throw VMError(EPERM, "this directory is part of the tree")

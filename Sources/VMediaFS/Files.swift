@@ -227,7 +227,7 @@ extension VMediaFileSystem {
         guard temporaries.withLock({ $0.removeValue(forKey: key) }) != nil else {
             return reply.fail(Names.reserved.contains(name) ? EPERM : ENOENT)
         }
-        inodes.purge { $0 == key }
+        inodes.purge(drive: id) { $0 == key }
         reply.ok()
     }
 
@@ -249,7 +249,7 @@ extension VMediaFileSystem {
                 }
             } catch { return reply.fail(error.errno) }
             _ = temporaries.withLock { $0.removeValue(forKey: key) }
-            inodes.purge { $0 == key }
+            inodes.purge(drive: id) { $0 == key }
             driveChanged(id)
             return reply.ok()
         }
@@ -258,7 +258,7 @@ extension VMediaFileSystem {
             t[key] = nil
             t[.temporary(id, newName)] = file
         }
-        inodes.purge { $0 == key }
+        inodes.purge(drive: id) { $0 == key }
         reply.ok()
     }
 

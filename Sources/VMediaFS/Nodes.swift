@@ -35,12 +35,24 @@ enum NodeKey: Hashable, Sendable {
 }
 
 /// Inode numbers for keys, and keys for inode numbers. The four fixed nodes have fixed
-/// numbers; the rest are handed out in order and dropped when their object goes away.
+/// numbers; the rest are handed out in order (never reused) and dropped when their object
+/// goes away: a removed guest or drive, or an older media generation of a drive (whose
+/// disc and `contents/` nodes would otherwise pile up with every swap). The kernel asking
+/// about a dropped number gets ESTALE.
 final class InodeTable: Sendable {
     private struct Maps {
         var byKey: [NodeKey: UInt64] = [.root: 1, .guests: 2, .library: 3, .events: 4]
         var byIno: [UInt64: NodeKey] = [1: .root, 2: .guests, 3: .library, 4: .events]
+        /// The numbers of each drive's nodes, so that one drive's can be dropped without
+        /// looking at every other drive's.
+        var byDrive: [Int64: Set<UInt64>] = [:]
         var next: UInt64 = 16
+
+        mutating func remove(_ ino: UInt64) {
+            guard let k = byIno.removeValue(forKey: ino) else { return }
+            byKey[k] = nil
+            if let d = k.driveID { byDrive[d]?.remove(ino) }
+        }
     }
     private let maps = Mutex(Maps())
 
@@ -51,19 +63,27 @@ final class InodeTable: Sendable {
             m.next += 1
             m.byKey[key] = i
             m.byIno[i] = key
+            if let d = key.driveID { m.byDrive[d, default: []].insert(i) }
             return i
         }
     }
 
     func key(_ ino: UInt64) -> NodeKey? { maps.withLock { $0.byIno[ino] } }
 
-    /// Forgets every key for which `drop` is true (a removed drive, an old media generation).
+    /// Forgets every key for which `drop` is true (looks at every key: for rare changes).
     func purge(where drop: (NodeKey) -> Bool) {
         maps.withLock { m in
-            for (k, i) in m.byKey where drop(k) {
-                m.byKey[k] = nil
-                m.byIno[i] = nil
+            for (k, i) in m.byKey where drop(k) { m.remove(i) }
+        }
+    }
+
+    /// Forgets those of one drive's keys for which `drop` is true.
+    func purge(drive: Int64, where drop: (NodeKey) -> Bool) {
+        maps.withLock { m in
+            for i in m.byDrive[drive] ?? [] {
+                if let k = m.byIno[i], drop(k) { m.remove(i) }
             }
+            if m.byDrive[drive]?.isEmpty == true { m.byDrive[drive] = nil }
         }
     }
 

@@ -117,6 +117,26 @@ final class ContentsTests: MountTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: contents), [])
     }
 
+    /// The nodes of older media generations are dropped: browsing and swapping many times
+    /// does not grow the daemon's inode table (statfs reports its size as f_files).
+    func testSwapsDoNotAccumulateInodes() throws {
+        makeDrive()
+        var files: [String: String] = [:]
+        for i in 0..<200 { files["d\(i % 10)/f\(i)"] = "\(i)\n" }
+        let a = try fx.makeISO("a.iso", files: files)
+        let b = try fx.makeISO("b.iso", files: files)
+        func nodes() -> Int { Int(sh("stat -f -c %c '\(fx.mnt)'").out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        insert(a)
+        XCTAssertEqual(sh("find '\(contents)' -type f | wc -l").out.trimmingCharacters(in: .whitespacesAndNewlines), "200")
+        let first = nodes()
+        XCTAssertGreaterThan(first, 200)
+        for i in 0..<10 {
+            insert(i % 2 == 0 ? b : a)
+            XCTAssertEqual(sh("find '\(contents)' -type f | wc -l").out.trimmingCharacters(in: .whitespacesAndNewlines), "200")
+        }
+        XCTAssertLessThanOrEqual(nodes(), first + 5, "ten swaps of a 200-file disc leave no old nodes behind")
+    }
+
     func testFileOver4GiBIsOneMultiExtentFile() throws {
         makeDrive()
         let src = fx.root + "/src-big"
