@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine with Swift and runs every vmediafs test: unit tests of the
-# SCSI emulator, disc reader and domain, and the mount tests (real FUSE mounts, as root).
+# SCSI emulator, disc reader, iSCSI target and domain, and the mount tests (real FUSE
+# mounts, as root). Ends with one summary line: "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mountscripts/install-deps.sh --test
 export PATH="/opt/swift/usr/bin:$PATH"
 swift build --build-tests
-swift test --skip-build "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+# All tests are XCTest; Swift Testing would only add a "0 tests" closing line.
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -1)
+if [[ -n "$summary" ]]; then
+  total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+  failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+  echo "$((total - failed)) passed, $failed failed"
+fi
+exit "$status"
