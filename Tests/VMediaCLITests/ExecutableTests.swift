@@ -37,7 +37,8 @@ final class ExecutableTests: XCTestCase {
 
     var fake: FakeMount!
     override func setUpWithError() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: executable.path), "vmedia not built at \(executable.path)")
+        // The test target depends on the executable, so it is always built: its absence is a failure.
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: executable.path), "vmedia not built at \(executable.path)")
         fake = try FakeMount()
     }
     override func tearDown() { fake?.tearDown() }
