@@ -39,20 +39,21 @@ let package = Package(
         .executableTarget(name: "vmedia", dependencies: [
             "VMediaCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "SCSITests", dependencies: ["SCSI"]),
-        .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660"]),
+        .testTarget(name: "SCSITests", dependencies: ["SCSI", "TestSupport"]),
+        .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660", "TestSupport"]),
         // Serves one ISO over iSCSI without the filesystem: for real initiators and benchmarks.
         .executableTarget(name: "iscsi-demo", dependencies: ["ISCSI", "SCSI"]),
-        // A minimal initiator that tests drive by hand (login, PREVENT, START STOP, ...).
-        .target(name: "ISCSITestSupport", dependencies: ["ISCSI", .product(name: "NIOCore", package: "swift-nio")],
-                path: "Tests/ISCSITestSupport"),
+        // What several test targets share: a minimal iSCSI initiator that tests drive by hand
+        // (login, PREVENT, START STOP, ...) and a seeded random generator.
+        .target(name: "TestSupport", dependencies: ["ISCSI", .product(name: "NIOCore", package: "swift-nio")],
+                path: "Tests/TestSupport"),
         .testTarget(name: "ISCSITests", dependencies: [
-            "ISCSI", "SCSI", "ISCSITestSupport", "iscsi-demo",
+            "ISCSI", "SCSI", "TestSupport", "iscsi-demo",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
-        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "ISCSITestSupport"]),
+        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "TestSupport"]),
     ]
 )

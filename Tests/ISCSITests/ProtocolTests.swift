@@ -1,4 +1,4 @@
-import ISCSITestSupport
+import TestSupport
 import Foundation
 import SCSI
 import XCTest

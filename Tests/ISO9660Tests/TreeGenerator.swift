@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import ISO9660
 
 /// Makes random source trees for the differential tests.

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import ISCSITestSupport
+import TestSupport
 import XCTest
 
 /// Guests reach their drives over iSCSI (contract section 5), with the files and the guest

@@ -1,21 +1,10 @@
+import TestSupport
 import XCTest
 import Dispatch
 import Foundation
 import Synchronization
 @testable import SCSI
 
-/// A small deterministic generator, so a failing fuzz run can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A source that knows its tag, so a reader can check every byte it got.
 final class TaggedSource: BlockSource {
@@ -97,7 +86,7 @@ final class ConcurrencyAndFuzzTests: XCTestCase {
         let initiators = (0..<4).map { _ in drive.attach() }
 
         runThreads(6) { worker in
-            var rng = SplitMix64(seed: UInt64(worker) &* 7919 &+ 1)
+            var rng = SeededRandom(seed: UInt64(worker) &* 7919 &+ 1)
             if worker >= 4 {
                 // Host side: insert, swap, eject, cancel.
                 while ContinuousClock.now < deadline {
@@ -183,7 +172,7 @@ final class ConcurrencyAndFuzzTests: XCTestCase {
         }
 
         runThreads(5) { worker in
-            var rng = SplitMix64(seed: seed &+ UInt64(worker))
+            var rng = SeededRandom(seed: seed &+ UInt64(worker))
             if worker == 4 {
                 while ContinuousClock.now < deadline {
                     switch rng.next() % 5 {
