@@ -93,10 +93,19 @@ public final class OpticalDrive: Sendable {
         run(CDB(cdb), from: initiator, dataOut: dataOut.isEmpty ? [] : Array(dataOut))
     }
 
-    /// A READ(16) of `blocks` blocks at `lba`, without building a CDB array. The result is what
+    /// A READ of `blocks` blocks at `lba`, built on the stack (no CDB array): READ(12), the
+    /// command MMC drives answer, or READ(16) for an LBA past 32 bits. The result is what
     /// `execute` would return (`.blocks` on success).
     public func read(lba: UInt64, blocks: UInt32, from initiator: InitiatorID) -> CommandResult {
         var bytes = SIMD16<UInt8>(repeating: 0)
+        if lba <= UInt64(UInt32.max) {
+            bytes[0] = 0xA8
+            for i in 0..<4 {
+                bytes[2 + i] = UInt8(truncatingIfNeeded: lba >> UInt64(24 - 8 * i))
+                bytes[6 + i] = UInt8(truncatingIfNeeded: blocks >> UInt32(24 - 8 * i))
+            }
+            return run(CDB(bytes, count: 12), from: initiator, dataOut: [])
+        }
         bytes[0] = 0x88
         for i in 0..<8 { bytes[2 + i] = UInt8(truncatingIfNeeded: lba >> UInt64(56 - 8 * i)) }
         for i in 0..<4 { bytes[10 + i] = UInt8(truncatingIfNeeded: blocks >> UInt32(24 - 8 * i)) }

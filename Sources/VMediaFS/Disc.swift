@@ -48,7 +48,7 @@ extension VMediaFileSystem {
         return DiscHandle(runtime: rt, initiator: initiator, generation: generation, capacity: capacity)
     }
 
-    /// Serves a read of `disc` with a READ(12) of the covering blocks. Whole-block ranges
+    /// Serves a read of `disc` with a READ(12) of the covering blocks (`OpticalDrive.read`). Whole-block ranges
     /// inside the image go back by splice from the image's descriptor; a short last block
     /// is completed with zeros by copying.
     func readDisc(_ h: DiscHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
@@ -57,16 +57,7 @@ extension VMediaFileSystem {
         let length = Int(min(UInt64(size), h.capacity - offset))
         let lba = offset / 2048
         let count = (offset + UInt64(length) + 2047) / 2048 - lba
-        // READ(12), built on the stack: no allocation per read.
-        var cdb = SIMD16<UInt8>(repeating: 0)
-        cdb[0] = 0xA8
-        for i in 0..<4 {
-            cdb[2 + i] = UInt8(truncatingIfNeeded: lba >> UInt64(24 - 8 * i))
-            cdb[6 + i] = UInt8(truncatingIfNeeded: count >> UInt64(24 - 8 * i))
-        }
-        let result = withUnsafeBytes(of: cdb) { raw in
-            h.runtime.emulator.execute(UnsafeRawBufferPointer(rebasing: raw[0..<12]), from: h.initiator)
-        }
+        let result = h.runtime.emulator.read(lba: lba, blocks: UInt32(count), from: h.initiator)
         guard result.status == .good else {
             let e = errno(for: result.sense)
             if e == ESTALE || e == ENOMEDIUM {

@@ -33,6 +33,22 @@ final class ReadTests: XCTestCase {
         assertCheck(d.execute(CDBs.read16(UInt64.max - 1, 0xFFFF_FFFF), from: i), .lbaOutOfRange)
     }
 
+    /// `read(lba:blocks:from:)` is READ(12) while the LBA fits 32 bits, READ(16) past them:
+    /// the same answers as the CDBs sent through `execute`.
+    func testReadHelperMatchesTheCDBs() {
+        let (d, i) = loadedDrive(Medium(source: SparseSource(byteCount: 2048 * 0x1_0000_0005)))
+        guard case .blocks(let a) = d.read(lba: 7, blocks: 3, from: i).data,
+              case .blocks(let b) = d.execute([0xA8, 0, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0], from: i).data else {
+            return XCTFail("READ answered without blocks")
+        }
+        XCTAssertEqual([a.offset, UInt64(a.count)], [b.offset, UInt64(b.count)])
+        guard case .blocks(let high) = d.read(lba: 0x1_0000_0004, blocks: 1, from: i).data else {
+            return XCTFail("a READ past 32 bits of LBA must use READ(16)")
+        }
+        XCTAssertEqual(high.offset, 0x1_0000_0004 * 2048)
+        assertCheck(d.read(lba: 0x1_0000_0004, blocks: 2, from: i), .lbaOutOfRange)
+    }
+
     func testReadReturnsRangeNotCopy() {
         let source = MemorySource(count: 2048 * 3 + 1000, tag: 1)
         let (d, i) = loadedDrive(Medium(source: source))
