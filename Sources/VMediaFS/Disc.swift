@@ -34,13 +34,16 @@ extension VMediaFileSystem {
             rt.emulator.detach(initiator)
             throw FSError(ENOMEDIUM)
         }
-        if let src = medium.source as? ImageSource, let why = src.changeReason() {
-            // Found here first: let the source record it (status, events), and refuse.
-            _ = try? src.validate(forcingPathCheck: true)
-            rt.emulator.detach(initiator)
-            session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
-            Log.warning("open of disc refused: \(why)")
-            throw FSError(EIO)
+        if let src = medium.source as? ImageSource {
+            // The path too, now: an open must see a replaced image at once. A change found
+            // here is recorded by the source (status, events, log) like one found by a READ.
+            do throws(MediumError) {
+                try src.validate(forcingPathCheck: true)
+            } catch {
+                rt.emulator.detach(initiator)
+                session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
+                throw FSError(EIO)
+            }
         }
         rt.openers.add(1, ordering: .relaxed)
         let capacity = medium.blockCount * UInt64(Medium.blockSize)

@@ -164,6 +164,9 @@ extension Host {
     /// say why in status, the history, the log and `events`. Runs off the reader's thread.
     func backingChanged(driveID: Int64, reason: String) {
         background.async { [self] in
+            // Logged before `last_error` shows it, so a reader of status finds the log line too.
+            guard let name = state.withLock({ st in st.drives[driveID].map { st.label($0) } }) else { return }
+            Log.error("\(name): \(reason)")
             let label: String? = state.withLock { st in
                 guard var d = st.drives[driveID] else { return nil }
                 d.lastError = reason
@@ -175,7 +178,6 @@ extension Host {
             }
             guard let label else { return }
             events.post("change", label, [("reason", reason)])
-            Log.error("\(label): \(reason)")
             notifyChanged(driveID)
         }
     }

@@ -90,8 +90,6 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
     }
 
     /// Why the backing no longer matches what was loaded, or nil if it still does.
-    public func changeReason() -> String? { changeReason(checkingPath: true) }
-
     private func changeReason(checkingPath: Bool) -> String? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return "image \(path) cannot be examined: \(String(cString: strerror(errno)))" }
