@@ -47,19 +47,8 @@ extension VMediaFileSystem {
         case .status(let id):
             guard let d = host.drive(id: id), let text = host.status(driveID: id) else { throw FSError(ENOENT) }
             return make(key, mode: S_IFREG | 0o444, uid: d.owner.uid, gid: d.owner.gid, size: UInt64(text.utf8.count), time: .now)
-        case .disc(let id, let gen):
-            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
-            // Size and generation from one look at the emulator (see `openDisc`). An older
-            // generation keeps the size it had: the kernel clips reads of a descriptor still
-            // open on it to that size, and 0 would turn its ESTALE into a silent end-of-file.
-            let (medium, current) = rt.emulator.mediumAndGeneration
-            let size: UInt64
-            if current == gen {
-                size = (medium?.blockCount ?? 0) * UInt64(Medium.blockSize)
-                discSizes.withLock { $0[key] = size }
-            } else {
-                size = discSizes.withLock { $0[key] } ?? 0
-            }
+        case .disc(let id, _, let size):
+            guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
             return make(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
                         time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
         case .contents(let id, let gen, let node):

@@ -19,8 +19,10 @@ func errno(for sense: SenseCode?) -> Int32 {
 extension VMediaFileSystem {
     /// Opens a drive's disc as it is now: its own initiator on the emulator, bound to the
     /// media generation the path named. A name looked up before a media change opens nothing.
-    func openDisc(driveID: Int64, generation: UInt64) throws(FSError) -> DiscHandle {
-        guard let rt = host.runtime(driveID: driveID) else { throw FSError(ENOENT) }
+    func openDisc(_ key: NodeKey) throws(FSError) -> DiscHandle {
+        guard case .disc(let driveID, let generation, _) = key, let rt = host.runtime(driveID: driveID) else {
+            throw FSError(ENOENT)
+        }
         let initiator = rt.emulator.attach()
         // The medium and its generation from one look at the emulator: the drive record is
         // updated after the emulator (once the change is durable), so sizes taken from it
@@ -41,14 +43,13 @@ extension VMediaFileSystem {
                 try src.validate(forcingPathCheck: true)
             } catch {
                 rt.emulator.detach(initiator)
-                session?.invalidateInode(inodes.ino(.disc(driveID, generation: generation)))
+                session?.invalidateInode(inodes.ino(key))
                 throw FSError(EIO)
             }
         }
         rt.openers.add(1, ordering: .relaxed)
         let capacity = medium.blockCount * UInt64(Medium.blockSize)
-        discSizes.withLock { $0[.disc(driveID, generation: generation)] = capacity }
-        return DiscHandle(runtime: rt, initiator: initiator, generation: generation, capacity: capacity)
+        return DiscHandle(runtime: rt, initiator: initiator, key: key, generation: generation, capacity: capacity)
     }
 
     /// Serves a read of `disc` with a READ(12) of the covering blocks (`OpticalDrive.read`). Whole-block ranges
@@ -67,7 +68,7 @@ extension VMediaFileSystem {
                 h.stale.store(true, ordering: .relaxed)
                 return reply.fail(ESTALE)
             }
-            if e == EIO { session?.invalidateInode(inodes.ino(.disc(h.runtime.driveID, generation: h.generation))) }
+            if e == EIO { session?.invalidateInode(inodes.ino(h.key)) }
             return reply.fail(e)
         }
         guard case .blocks(let range) = result.data else { return reply.fail(EIO) }

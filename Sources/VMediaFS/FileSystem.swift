@@ -13,9 +13,6 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let mountTime = Timestamp.now
     let daemonUID = geteuid()
     let daemonGID = getegid()
-    /// The size each `disc` generation had while it was current, kept for descriptors still
-    /// open on it; dropped with the drive, like the generation's inode number.
-    let discSizes = Mutex<[NodeKey: UInt64]>([:])
     /// Editors' temporary files, by drive and name.
     let temporaries = Mutex<[NodeKey: TemporaryFile]>([:])
     let sessionBox = Mutex<FuseSession?>(nil)
@@ -58,10 +55,17 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         guard let current = host.runtime(driveID: driveID)?.emulator.state.generation else { return }
         inodes.purge(drive: driveID) { key in
             switch key {
-            case .disc(_, let g), .contents(_, let g, _): return g != current
+            case .disc(_, let g, _), .contents(_, let g, _): return g != current
             default: return false
             }
         }
+    }
+
+    /// The drive's disc as it is now: generation and size from one look at the emulator (the
+    /// drive record is updated after it, so a size taken from there can be the old media's).
+    func discKey(_ id: Int64, _ rt: DriveRuntime) -> NodeKey {
+        let (medium, generation) = rt.emulator.mediumAndGeneration
+        return .disc(id, generation: generation, size: (medium?.blockCount ?? 0) * UInt64(Medium.blockSize))
     }
 
     func credentials(_ ctx: RequestContext) -> Credentials { Credentials(uid: ctx.uid, gid: ctx.gid, groups: ctx.groups) }
@@ -86,10 +90,11 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             return .drive(d.id)
         case .drive(let id):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { return nil }
-            let gen = rt.emulator.state.generation
+            let disc = discKey(id, rt)
+            guard case .disc(_, let gen, _) = disc else { return nil }
             switch name {
             case "media": return d.loaded == nil ? nil : .media(id)
-            case "disc": return .disc(id, generation: gen)
+            case "disc": return disc
             case "status": return .status(id)
             case "contents": return .contents(id, generation: gen, node: ContentsCache.rootNode)
             default:
@@ -156,9 +161,10 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             for d in host.drives(ofGuest: gid) { add(d.name, .drive(d.id), S_IFDIR) }
         case .drive(let id):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
-            let gen = rt.emulator.state.generation
+            let disc = discKey(id, rt)
+            guard case .disc(_, let gen, _) = disc else { throw FSError(EIO) }
             if d.loaded != nil { add("media", .media(id), S_IFREG) }
-            add("disc", .disc(id, generation: gen), S_IFREG)
+            add("disc", disc, S_IFREG)
             add("status", .status(id), S_IFREG)
             add("contents", .contents(id, generation: gen, node: ContentsCache.rootNode), S_IFDIR)
             for k in temporaries.withLock({ Array($0.keys) }) {
@@ -224,7 +230,6 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge(drive: d.id) { _ in true }
-                discSizes.withLock { sizes in sizes = sizes.filter { $0.key.driveID != d.id } }
             case .drive, .root, .library, .libraryItem, .contents:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:

@@ -14,10 +14,10 @@ extension VMediaFileSystem {
             guard !writing else { return reply.fail(EACCES) }
             let h = EventsHandle(fs: self, nonBlocking: flags & O_NONBLOCK != 0)
             reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true, nonSeekable: true))
-        case .disc(let id, let gen):
+        case .disc:
             guard !writing else { return reply.fail(EROFS) }
             do throws(FSError) {
-                let h = try openDisc(driveID: id, generation: gen)
+                let h = try openDisc(key)
                 reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true))
             } catch { reply.fail(error.errno) }
         case .media(let id):

@@ -34,12 +34,15 @@ final class TextHandle: OpenHandle, @unchecked Sendable {
 final class DiscHandle: OpenHandle, @unchecked Sendable {
     let runtime: DriveRuntime
     let initiator: InitiatorID
+    /// The inode it was opened through (its media generation).
+    let key: NodeKey
     let generation: UInt64
     let capacity: UInt64
     let stale = Atomic<Bool>(false)
 
-    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, capacity: UInt64) {
-        self.runtime = runtime; self.initiator = initiator; self.generation = generation; self.capacity = capacity
+    init(runtime: DriveRuntime, initiator: InitiatorID, key: NodeKey, generation: UInt64, capacity: UInt64) {
+        self.runtime = runtime; self.initiator = initiator; self.key = key; self.generation = generation
+        self.capacity = capacity
     }
 }
 

@@ -16,9 +16,11 @@ enum NodeKey: Hashable, Sendable {
     case drive(Int64)
     case media(Int64)
     case status(Int64)
-    /// A drive's disc as one media generation: a new generation gets a new inode, so pages
-    /// the kernel cached for the old media can never be served to a new open.
-    case disc(Int64, generation: UInt64)
+    /// A drive's disc as one media generation, with that medium's size in whole blocks: a
+    /// new generation gets a new inode, so pages the kernel cached for the old media can
+    /// never be served to a new open, and the old inode keeps its own size (0 would turn an
+    /// old descriptor's ESTALE into a silent end of file).
+    case disc(Int64, generation: UInt64, size: UInt64)
     /// A node of the disc's own tree (`contents/`), per drive and media generation.
     case contents(Int64, generation: UInt64, node: UInt64)
     case libraryItem(String)
@@ -28,7 +30,7 @@ enum NodeKey: Hashable, Sendable {
 
     var driveID: Int64? {
         switch self {
-        case .drive(let d), .media(let d), .status(let d), .disc(let d, _), .contents(let d, _, _), .temporary(let d, _): d
+        case .drive(let d), .media(let d), .status(let d), .disc(let d, _, _), .contents(let d, _, _), .temporary(let d, _): d
         default: nil
         }
     }

@@ -101,6 +101,14 @@ final class DiscTests: MountTestCase {
         XCTAssertEqual(pread(fd, &buf, 2048, 16 * 2048), 2048)
         XCTAssertEqual(fx.status("aix01", "cd0")["openers"], "1")
         XCTAssertEqual(writeErrno(mediaFile, b), 0, "swap while a reader has the disc open")
+        // The old descriptor's inode is gone (ESTALE) or keeps its own generation's size:
+        // never 0 (a silent end of file) and never the new media's size.
+        var held = stat()
+        if fstat(fd, &held) == 0 {
+            XCTAssertEqual(UInt64(held.st_size), (try FileManager.default.attributesOfItem(atPath: a)[.size] as! UInt64 + 2047) / 2048 * 2048)
+        } else {
+            XCTAssertEqual(errno, ESTALE)
+        }
         // Uncached blocks of the old handle: ESTALE, never B's bytes.
         XCTAssertEqual(pread(fd, &buf, 2048, 40 * 2048), -1)
         XCTAssertEqual(errno, ESTALE)
