@@ -23,8 +23,10 @@ final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
     func range(_ sector: UInt64, count: Int) throws(FSError) -> BlockRange {
         let result = runtime.emulator.read(lba: sector, blocks: UInt32(count), from: initiator)
         guard result.status == .good, case .blocks(let range) = result.data else {
+            // As for `disc`: a failure once the media changed is the change.
             let e = errno(for: result.sense)
-            throw FSError(e == ENOMEDIUM ? ESTALE : e)
+            let changed = e == ENOMEDIUM || runtime.emulator.state.generation != generation
+            throw FSError(changed ? ESTALE : e)
         }
         guard range.generation == generation else { throw FSError(ESTALE) }
         return range

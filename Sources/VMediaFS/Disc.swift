@@ -64,7 +64,10 @@ extension VMediaFileSystem {
         let result = h.runtime.emulator.read(lba: lba, blocks: UInt32(count), from: h.initiator)
         guard result.status == .good else {
             let e = errno(for: result.sense)
-            if e == ESTALE || e == ENOMEDIUM {
+            // The kernel sends several READs of one handle at once (readahead): one of them
+            // takes the unit attention of a media change, the others then fail against the
+            // new medium (an LBA past its end). Any failure after a change is the change.
+            if e == ESTALE || e == ENOMEDIUM || h.runtime.emulator.state.generation != h.generation {
                 h.stale.store(true, ordering: .relaxed)
                 return reply.fail(ESTALE)
             }
