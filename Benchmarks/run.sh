@@ -248,10 +248,17 @@ if want f; then
     rss2=$(rss_kb "$SPID")
     note "loading $LOADED drives took ${t}s; VmRSS $rss -> $rss2 KiB"
     result "(f) RSS growth per loaded drive ($LOADED) [KiB]" "$(awk -v a="$rss2" -v b="$rss" -v n="$LOADED" 'BEGIN { printf "%.2f", (a - b) / n }')" 16 "target (issue 7)"
-    # The round trip on a drive past the loaded ones.
+    # The round trip on a drive past the loaded ones: p50 and p99 of insert+eject, and a
+    # note with the insert and the eject alone.
+    roundtrip() {
+        local out
+        out=$($PY roundtrip "$RT" "$SMALL" "$ROUNDTRIPS")
+        read -r p50 p99 _ <<< "$(sed -n 1p <<< "$out")"
+        note "insert+eject, state on $1: insert alone p50/p99/mean $(sed -n 2p <<< "$out") ms; eject alone $(sed -n 3p <<< "$out") ms"
+    }
     last=$(( $(echo $SCALE | awk '{ print $NF }') - 1 ))
     RT=$SMNT/guests/$(printf 'g%05d/g%05dd3' "$last" "$last")
-    read -r p50 p99 _ < <($PY roundtrip "$RT" "$SMALL" "$ROUNDTRIPS")
+    roundtrip tmpfs
     result "(f) insert+eject p50, $LOADED loaded, state on tmpfs [ms]" "$p50" 2 "target p99 (issue 7)"
     result "(f) insert+eject p99, $LOADED loaded, state on tmpfs [ms]" "$p99" 2 "target p99 (issue 7)"
     stop_vmfs "$SMNT" "$SPID"
@@ -259,7 +266,7 @@ if want f; then
     DISKSTATE=$(mktemp -d /var/tmp/vmfs-bench-state.XXXXXX)
     cp "$SHM"/state.db* "$DISKSTATE"/
     start_vmfs scale-disk "$SMNT" "$DISKSTATE/state.db" --media-dir "$W/lib"
-    read -r p50 p99 _ < <($PY roundtrip "$RT" "$SMALL" "$ROUNDTRIPS")
+    roundtrip disk
     result "(f) insert+eject p50, $LOADED loaded, state on disk [ms]" "$p50" 2 "target p99 (issue 7)"
     result "(f) insert+eject p99, $LOADED loaded, state on disk [ms]" "$p99" 2 "target p99 (issue 7)"
     stop_vmfs "$SMNT" "$VPID"

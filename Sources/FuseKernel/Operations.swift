@@ -1,5 +1,6 @@
 import CFuse3
 import Glibc
+import Synchronization
 
 // The C trampolines: each turns libfuse's arguments into Swift values, finds the
 // filesystem through the request's userdata, and hands it a typed reply.
@@ -35,6 +36,12 @@ func makeOperations() -> fuse_lowlevel_ops {
             conn.pointee.want |= UInt32(FUSE_CAP_SPLICE_WRITE) & conn.pointee.capable
         }
         if box.options.maxRead > 0 { conn.pointee.max_read = box.options.maxRead }
+        // Directories opened without a round trip: ls -R of a large host would otherwise
+        // pay OPENDIR and RELEASEDIR for every guest and drive directory.
+        if box.options.skipOpendir, conn.pointee.capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 {
+            conn.pointee.want |= UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT)
+            box.opendirSkipped.store(true, ordering: .relaxed)
+        }
         // The kernel applies min(bdi window, answer) when this INIT is answered: raise the
         // bdi's window first, then answer with the same value.
         if box.options.readaheadKiB > 0, setReadahead(mountpoint: box.mountpoint, kib: box.options.readaheadKiB) {
@@ -122,6 +129,8 @@ func makeOperations() -> fuse_lowlevel_ops {
     ops.fsync = { req, _, _, _ in fuse_reply_err(req, 0) }
     ops.opendir = { req, ino, fi in
         guard let req, let fi, let box = sessionBox(req) else { return }
+        // ENOSYS here tells the kernel never to send OPENDIR again (agreed at INIT).
+        if box.opendirSkipped.load(ordering: .relaxed) { fuse_reply_err(req, ENOSYS); return }
         do throws(FSError) {
             let items = try box.fileSystem.listDirectory(context(req, withGroups: false), ino: ino)
             let h = box.nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
@@ -136,8 +145,11 @@ func makeOperations() -> fuse_lowlevel_ops {
             fuse_reply_err(req, error.errno)
         }
     }
-    ops.readdir = { req, _, size, off, fi in
+    ops.readdir = { req, ino, size, off, fi in
         guard let req, let fi, let box = sessionBox(req) else { return }
+        if fi.pointee.fh == 0, box.opendirSkipped.load(ordering: .relaxed) {
+            return readdirWithoutOpen(req, box: box, ino: ino, size: size, offset: Int(off))
+        }
         guard let items = box.directories.withLock({ $0[fi.pointee.fh] }) else { fuse_reply_err(req, EBADF); return }
         replyDirectory(req, items: items, size: size, offset: Int(off))
     }
@@ -157,6 +169,30 @@ func makeOperations() -> fuse_lowlevel_ops {
                      wake: ph.map { PollHandle($0) }, reply: PollReply(req))
     }
     return ops
+}
+
+/// A READDIR of a directory the kernel opened by itself: the listing is taken at offset 0
+/// and kept by inode until its end has been sent, so that a large directory paged in
+/// many requests is listed once. A later offset with no snapshot (its reader went away and
+/// came back, or two readers raced) lists afresh.
+private func readdirWithoutOpen(_ req: OpaquePointer, box: SessionBox, ino: UInt64, size: Int, offset: Int) {
+    var items = offset == 0 ? nil : box.listings.withLock { $0[ino] }
+    if items == nil {
+        do throws(FSError) {
+            let fresh = try box.fileSystem.listDirectory(context(req, withGroups: false), ino: ino)
+            items = fresh
+            box.listings.withLock { l in
+                if l.count >= 256 { l.removeAll() }   // readers that stopped half way
+                l[ino] = fresh
+            }
+        } catch {
+            fuse_reply_err(req, error.errno)
+            return
+        }
+    }
+    guard let items else { return }
+    if offset >= items.count { _ = box.listings.withLock { $0.removeValue(forKey: ino) } }
+    replyDirectory(req, items: items, size: size, offset: offset)
 }
 
 /// Packs directory items from `offset` into one reply of at most `size` bytes.

@@ -15,6 +15,10 @@ public struct SessionOptions: Sendable {
     /// the daemon's answer, so the window is raised in the bdi (as root) before INIT is
     /// answered. Buffered sequential reads then arrive as `maxRead`-sized requests.
     public var readaheadKiB: UInt32 = 2016
+    /// Let the kernel open directories without OPENDIR/RELEASEDIR where it can. It then
+    /// keeps every directory's listing, so the filesystem must move the mtime of a
+    /// directory that changes behind the kernel's back and invalidate its attributes.
+    public var skipOpendir = true
     public init() {}
 }
 
@@ -31,6 +35,13 @@ final class SessionBox: @unchecked Sendable {
     /// to insert, copy out or remove a snapshot.
     let directories = Mutex<[UInt64: [DirectoryItem]]>([:])
     let nextDirectoryHandle = Atomic<UInt64>(1)
+    /// True once the kernel agreed to open directories without asking (no OPENDIR or
+    /// RELEASEDIR requests; it then keeps every listing until the directory's mtime or
+    /// version moves). Directory snapshots are then kept by inode in `listings`.
+    let opendirSkipped = Atomic<Bool>(false)
+    /// Snapshots of listings being paged to the kernel without an opendir, by inode:
+    /// taken at offset 0, dropped once the end has been sent.
+    let listings = Mutex<[UInt64: [DirectoryItem]]>([:])
     weak var session: FuseSession?
     /// The mountpoint as the mount table shows it (absolute, symlinks resolved).
     var mountpoint = ""
@@ -138,9 +149,19 @@ public final class FuseSession: @unchecked Sendable {
         notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_entry(handle, parent, name, name.utf8.count) }
     }
 
-    /// Forgets the kernel's cached attributes and pages of `ino`.
+    /// Forgets the kernel's cached attributes and pages of `ino`. Dropping pages waits for
+    /// page locks that a READ in flight holds: use it for a file whose bytes changed.
     public func invalidateInode(_ ino: UInt64) {
         notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_inode(handle, ino, 0, 0) }
+    }
+
+    /// Forgets the kernel's cached attributes of `ino` only (a negative offset leaves its
+    /// pages alone), at once: when this returns, the next stat asks the daemon. It waits
+    /// for no inode or page lock, so it is safe from a request handler, before its reply.
+    /// For a directory whose mtime moved this also drops its kept listing: the next
+    /// listing from the start fetches the attributes, sees the new mtime and reads anew.
+    public func invalidateAttributes(_ ino: UInt64) {
+        _ = fuse_lowlevel_notify_inval_inode(handle, ino, -1, 0)
     }
 
     /// Waits until queued invalidations have been sent.

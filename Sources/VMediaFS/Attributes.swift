@@ -18,8 +18,10 @@ extension VMediaFileSystem {
     /// The attributes of any node of the tree, computed from the host's current state.
     func attributes(_ key: NodeKey) throws(FSError) -> FileAttributes {
         switch key {
-        case .root, .guests, .library:
+        case .root, .guests:
             return make(key, mode: S_IFDIR | 0o755, links: 2)
+        case .library:
+            return make(key, mode: S_IFDIR | 0o755, links: 2, changed: libraryStamp())
         case .events:
             return make(key, mode: S_IFREG | 0o444)
         case .guest(let id):
@@ -51,11 +53,20 @@ extension VMediaFileSystem {
             guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
             return make(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
                         time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
-        case .contents(let id, let gen, let node):
-            guard let d = host.drive(id: id) else { throw FSError(ENOENT) }
-            if node == ContentsCache.rootNode, contents.isEmpty(drive: id, generation: gen) {
-                return make(key, mode: S_IFDIR | (0o555 & d.owner.mode), links: 2, uid: d.owner.uid, gid: d.owner.gid)
+        case .contentsRoot(let id):
+            // Modes and owners from the disc's root where it has one; the times are when the
+            // current media came or went, so that each media change moves the mtime.
+            guard let d = host.drive(id: id), let gen = currentGeneration(id) else { throw FSError(ENOENT) }
+            let when = Timestamp(nanos: d.loaded?.loadedAt ?? d.changed)
+            if contents.isEmpty(drive: id, generation: gen) {
+                return make(key, mode: S_IFDIR | (0o555 & d.owner.mode), links: 2, uid: d.owner.uid, gid: d.owner.gid,
+                            time: when)
             }
+            var a = try contents.attributes(drive: id, generation: gen, node: ContentsCache.rootNode, ino: inodes.ino(key))
+            a.modificationTime = when
+            a.changeTime = when
+            return a
+        case .contents(let id, let gen, let node):
             return try contents.attributes(drive: id, generation: gen, node: node, ino: inodes.ino(key))
         case .libraryItem(let name):
             guard let item = host.libraryItem(named: name) else { throw FSError(ENOENT) }
@@ -70,6 +81,13 @@ extension VMediaFileSystem {
             let (size, mode, uid, gid) = f.lock.withLock { (UInt64($0.data.count), $0.mode, $0.uid, $0.gid) }
             return make(key, mode: S_IFREG | mode, uid: uid, gid: gid, size: size)
         }
+    }
+
+    /// `library/`'s mtime: the newest of the media folders' mtimes, with a fingerprint of
+    /// the listing in its nanoseconds. The kernel keeps the listing until the mtime moves.
+    func libraryStamp() -> Timestamp {
+        let v = host.libraryVersion()
+        return Timestamp(seconds: v.newestFolderSeconds, nanoseconds: Int64(v.fingerprint % 1_000_000_000))
     }
 
     func initiatorsText(_ g: GuestRecord) -> String { g.initiators.map { $0 + "\n" }.joined() }
@@ -92,15 +110,20 @@ extension VMediaFileSystem {
                 _ = try host.setGuestOwnership(id: id, try changed(g.owner, changes, ctx))
             case .drive(let id):
                 guard let d = host.drive(id: id) else { throw VMError(ENOENT, "no such drive") }
-                // `disc` takes its mode from the drive; its attributes are cached for one second
-                // only (no invalidation: see driveChanged for why the daemon avoids them).
                 _ = try host.setDriveOwnership(id: id, try changed(d.owner, changes, ctx))
+                // `disc` and `contents/` take their modes from the drive.
+                if let session, let rt = host.runtime(driveID: id) {
+                    for k in [discKey(id, rt), .contentsRoot(id)] {
+                        if let ino = inodes.existing(k) { session.invalidateAttributes(ino) }
+                    }
+                }
             case .media(let id):
                 if changes.size == 0 {
                     if let h = changes.handle.flatMap(OpenHandle.from) as? ControlWriter {
                         h.markTruncated()
                     } else {
                         try host.eject(driveID: id, by: credentials(ctx))
+                        driveChanged(id)
                     }
                 }
             case .libraryFile(_, .sharable):

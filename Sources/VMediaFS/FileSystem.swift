@@ -18,11 +18,15 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let sessionBox = Mutex<FuseSession?>(nil)
     let contents: ContentsCache
 
-    /// How long the kernel may keep names and attributes that only change through this
-    /// mount (guest and drive directories, the repository).
-    let structureTimeout = 1.0
-    /// Names whose target changes with the media (`disc`, `contents`, `media`): looked up
-    /// afresh on every path walk, so that a new open always sees the current media.
+    /// How long the kernel may keep names and attributes that change only through this
+    /// mount (guest and drive directories, `contents/` itself), or that the daemon
+    /// invalidates when they change behind the kernel's back (see `driveChanged`).
+    let structureTimeout = 3600.0
+    /// The repository follows its media folders, which change behind everyone's back.
+    let repositoryTimeout = 1.0
+    /// Names whose target changes with the media (`disc`, `media`, the names directly in
+    /// `contents/`): looked up afresh on every path walk, so that a new open always sees
+    /// the current media.
     let volatileTimeout = 0.0
     /// Nodes tied to one media generation never change while they exist.
     let generationTimeout = 3600.0
@@ -36,14 +40,20 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     public func sessionStarted(_ session: FuseSession) { sessionBox.withLock { $0 = session } }
     var session: FuseSession? { sessionBox.withLock { $0 } }
 
-    /// A drive's media or lock changed. The kernel holds nothing to drop: every name whose
-    /// target follows the media (`media`, `disc`, `contents`, `status`) is answered with an
+    /// A drive's media or lock changed, through a file or behind the kernel's back (a
+    /// guest's eject, a deferred eject, a backing image changing).
+    ///
+    /// The kernel keeps the drive directory's and `contents/`'s listings and attributes for
+    /// long; both directories' mtimes have moved, so invalidating their attributes is
+    /// enough: the next listing fetches them, sees the new mtime and reads the directory
+    /// again. An attributes-only invalidation waits for no lock. Names whose target follows
+    /// the media (`media`, `disc`, `status`, the names in `contents/`) are answered with an
     /// entry timeout of 0, and a failed lookup leaves no cached negative entry, so the next
     /// path walk asks again and sees the change.
     ///
-    /// Do not send `notify_inval_entry` for them here. It takes the drive directory's lock,
-    /// which a request in flight on that directory (the `rm media` or `mkdir` this daemon is
-    /// still answering) holds. A SIGKILL landing while the notifying thread waited left it in
+    /// Do not send `notify_inval_entry` here. It takes the drive directory's lock, which a
+    /// request in flight on that directory (the `rm media` or `mkdir` this daemon is still
+    /// answering) holds. A SIGKILL landing while the notifying thread waited left it in
     /// uninterruptible sleep: the daemon could never exit, so the connection was never
     /// aborted and the client and the mount hung until someone wrote to
     /// /sys/fs/fuse/connections/N/abort.
@@ -52,6 +62,11 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// drive's older media generations.
     public func driveChanged(_ driveID: Int64) {
         contents.forget(drive: driveID)
+        if let session {
+            for key in [NodeKey.drive(driveID), .contentsRoot(driveID)] {
+                if let ino = inodes.existing(key) { session.invalidateAttributes(ino) }
+            }
+        }
         guard let current = host.runtime(driveID: driveID)?.emulator.state.generation else { return }
         inodes.purge(drive: driveID) { key in
             switch key {
@@ -91,12 +106,11 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .drive(let id):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { return nil }
             let disc = discKey(id, rt)
-            guard case .disc(_, let gen, _) = disc else { return nil }
             switch name {
             case "media": return d.loaded == nil ? nil : .media(id)
             case "disc": return disc
             case "status": return .status(id)
-            case "contents": return .contents(id, generation: gen, node: ContentsCache.rootNode)
+            case "contents": return .contentsRoot(id)
             default:
                 let key = NodeKey.temporary(id, name)
                 return temporaries.withLock { $0[key] } == nil ? nil : key
@@ -105,6 +119,10 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             return host.libraryItem(named: name).map { .libraryItem($0.name) }
         case .libraryItem(let item):
             return LibraryField(rawValue: name).map { .libraryFile(item, $0) }
+        case .contentsRoot(let d):
+            guard let gen = currentGeneration(d) else { return nil }
+            return contents.child(drive: d, generation: gen, node: ContentsCache.rootNode, name: name)
+                .map { .contents(d, generation: gen, node: $0) }
         case .contents(let d, let gen, let node):
             return contents.child(drive: d, generation: gen, node: node, name: name).map { .contents(d, generation: gen, node: $0) }
         default:
@@ -112,18 +130,24 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         }
     }
 
-    func entry(_ key: NodeKey) throws(FSError) -> Entry {
+    func currentGeneration(_ driveID: Int64) -> UInt64? { host.runtime(driveID: driveID)?.emulator.mediumAndGeneration.1 }
+
+    /// A node's attributes with how long the kernel may keep its name and its attributes.
+    /// `parent` is given when the name is being looked up in it.
+    func entry(_ key: NodeKey, in parent: NodeKey? = nil) throws(FSError) -> Entry {
         let attrs = try attributes(key)
         let timeout: (Double, Double)
         switch key {
         case .media, .status, .temporary, .initiators, .chap: timeout = (volatileTimeout, volatileTimeout)
+        // `disc` takes its mode from the drive: a chmod of the drive invalidates it.
         case .disc: timeout = (volatileTimeout, structureTimeout)
-        case .contents(_, _, let node) where node == ContentsCache.rootNode: timeout = (volatileTimeout, structureTimeout)
+        // The names directly in `contents/` lead into one media generation's tree.
+        case .contents where parent.map({ if case .contentsRoot = $0 { true } else { false } }) == true:
+            timeout = (volatileTimeout, generationTimeout)
         case .contents: timeout = (generationTimeout, generationTimeout)
-        case .libraryFile(_, .users), .libraryFile(_, .sharable): timeout = (structureTimeout, volatileTimeout)
-        // A drive's attributes are fetched afresh at every listing: its mtime tells the
-        // kernel whether the listing it keeps still holds (a guest's eject removes `media`).
-        case .drive: timeout = (structureTimeout, volatileTimeout)
+        // The repository's listing and its files follow the media folders.
+        case .library: timeout = (structureTimeout, volatileTimeout)
+        case .libraryItem, .libraryFile: timeout = (repositoryTimeout, repositoryTimeout)
         default: timeout = (structureTimeout, structureTimeout)
         }
         return Entry(attributes: attrs, entryTimeout: timeout.0, attributeTimeout: timeout.1)
@@ -132,7 +156,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming EntryReply) {
         guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
         guard let key = child(of: pk, named: name) else { return reply.fail(ENOENT) }
-        do throws(FSError) { reply.entry(try entry(key)) } catch { reply.fail(error.errno) }
+        do throws(FSError) { reply.entry(try entry(key, in: pk)) } catch { reply.fail(error.errno) }
     }
 
     public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) {
@@ -162,11 +186,10 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .drive(let id):
             guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
             let disc = discKey(id, rt)
-            guard case .disc(_, let gen, _) = disc else { throw FSError(EIO) }
             if d.loaded != nil { add("media", .media(id), S_IFREG) }
             add("disc", disc, S_IFREG)
             add("status", .status(id), S_IFREG)
-            add("contents", .contents(id, generation: gen, node: ContentsCache.rootNode), S_IFDIR)
+            add("contents", .contentsRoot(id), S_IFDIR)
             for k in temporaries.withLock({ Array($0.keys) }) {
                 if case .temporary(id, let name) = k { add(name, k, S_IFREG) }
             }
@@ -175,6 +198,11 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .libraryItem(let name):
             guard host.libraryItem(named: name) != nil else { throw FSError(ENOENT) }
             for f in LibraryField.allCases { add(f.rawValue, .libraryFile(name, f), S_IFREG) }
+        case .contentsRoot(let d):
+            guard let gen = currentGeneration(d) else { throw FSError(ENOENT) }
+            for c in try contents.children(drive: d, generation: gen, node: ContentsCache.rootNode) {
+                add(c.name, .contents(d, generation: gen, node: c.node), c.type)
+            }
         case .contents(let d, let gen, let node):
             for c in try contents.children(drive: d, generation: gen, node: node) {
                 add(c.name, .contents(d, generation: gen, node: c.node), c.type)
@@ -192,7 +220,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// `library/` follows its media folders behind the kernel's back and is never kept.
     public func directoryListingMayBeKept(ino: UInt64) -> Bool {
         switch inodes.key(ino) {
-        case .contents?, .guests?, .guest?, .drive?: return true
+        case .contents?, .contentsRoot?, .guests?, .guest?, .drive?: return true
         default: return false
         }
     }
@@ -230,7 +258,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge(drive: d.id) { _ in true }
-            case .drive, .root, .library, .libraryItem, .contents:
+            case .drive, .root, .library, .libraryItem, .contents, .contentsRoot:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:
                 throw VMError(ENOTDIR, "not a directory")

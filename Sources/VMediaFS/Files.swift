@@ -8,7 +8,7 @@ extension VMediaFileSystem {
         guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
         let writing = (flags & O_ACCMODE) != O_RDONLY
         switch key {
-        case .root, .guests, .library, .guest, .drive, .libraryItem:
+        case .root, .guests, .library, .guest, .drive, .libraryItem, .contentsRoot:
             return reply.fail(EISDIR)
         case .events:
             guard !writing else { return reply.fail(EACCES) }
@@ -191,7 +191,7 @@ extension VMediaFileSystem {
                 do throws(FSError) {
                     return reply.created(try entry(existing), OpenResult(handle: TemporaryHandle(f).retainForKernel(), directIO: true))
                 } catch { return reply.fail(error.errno) }
-            case .guests, .library, .guest, .drive, .contents, .libraryItem: return reply.fail(EISDIR)
+            case .guests, .library, .guest, .drive, .contents, .contentsRoot, .libraryItem: return reply.fail(EISDIR)
             default: return reply.fail(EACCES)
             }
         }

@@ -21,7 +21,11 @@ enum NodeKey: Hashable, Sendable {
     /// never be served to a new open, and the old inode keeps its own size (0 would turn an
     /// old descriptor's ESTALE into a silent end of file).
     case disc(Int64, generation: UInt64, size: UInt64)
-    /// A node of the disc's own tree (`contents/`), per drive and media generation.
+    /// A drive's `contents/` itself: one inode for the drive's life, listing whatever disc
+    /// is loaded now. Its mtime is the time the current media came (or went), and every
+    /// media change invalidates its attributes, so the kernel drops the listing it kept.
+    case contentsRoot(Int64)
+    /// A node of the disc's own tree below `contents/`, per drive and media generation.
     case contents(Int64, generation: UInt64, node: UInt64)
     case libraryItem(String)
     case libraryFile(String, LibraryField)
@@ -30,7 +34,8 @@ enum NodeKey: Hashable, Sendable {
 
     var driveID: Int64? {
         switch self {
-        case .drive(let d), .media(let d), .status(let d), .disc(let d, _, _), .contents(let d, _, _), .temporary(let d, _): d
+        case .drive(let d), .media(let d), .status(let d), .disc(let d, _, _), .contentsRoot(let d),
+             .contents(let d, _, _), .temporary(let d, _): d
         default: nil
         }
     }
@@ -71,6 +76,9 @@ final class InodeTable: Sendable {
     }
 
     func key(_ ino: UInt64) -> NodeKey? { maps.withLock { $0.byIno[ino] } }
+
+    /// The number of `key` if the kernel may have been told it (never hands out a new one).
+    func existing(_ key: NodeKey) -> UInt64? { maps.withLock { $0.byKey[key] } }
 
     /// Forgets every key for which `drop` is true (looks at every key: for rare changes).
     func purge(where drop: (NodeKey) -> Bool) {

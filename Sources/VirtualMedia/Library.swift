@@ -29,6 +29,23 @@ extension Host {
         return items.sorted { $0.name < $1.name }
     }
 
+    /// What changes whenever `library()` would answer differently: the newest mtime (whole
+    /// seconds) of the media folders, and a fingerprint of the names the listing holds
+    /// (a listing can change without a folder's mtime moving: an empty file grows).
+    public func libraryVersion() -> (newestFolderSeconds: Int64, fingerprint: UInt64) {
+        var newest: Int64 = 0
+        for root in policy.mediaRoots {
+            var st = stat()
+            if stat(root, &st) == 0 { newest = max(newest, Int64(st.st_mtim.tv_sec)) }
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a over the names, '/' between them
+        for item in library() {
+            for b in item.name.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+            hash = (hash ^ 0x2f) &* 0x100_0000_01b3
+        }
+        return (newest, hash)
+    }
+
     /// The repository image called `name`, if there is one.
     public func libraryItem(named name: String) -> LibraryItem? {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else { return nil }
