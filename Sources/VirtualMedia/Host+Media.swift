@@ -33,9 +33,7 @@ extension Host {
     private func load(_ source: ImageSource, driveID: Int64, by user: Credentials) throws(VMError) -> String {
         let (label, swapped) = try state.withLock { (st: inout HostState) throws(VMError) -> (String, String?) in
             guard var d = st.drives[driveID], let rt = st.runtimes[driveID] else { throw VMError(ENOENT, "no such drive") }
-            for other in st.drives.values where other.id != driveID {
-                guard let m = other.loaded, m.identity.device == source.identity.device,
-                      m.identity.inode == source.identity.inode else { continue }
+            for other in st.drives(holding: source.identity, except: driveID) {
                 if source.kind == .device {
                     throw VMError(EBUSY, "host drive \(source.path) is in use by \(st.label(other))")
                 }
@@ -65,7 +63,7 @@ extension Host {
             d.loaded = loaded
             d.lastError = ""
             d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-            st.drives[driveID] = d
+            st.update(d)
             return (st.label(d), swapped)
         }
         var fields = [("media", source.path), ("kind", source.kind.rawValue), ("uid", String(user.uid))]
@@ -101,7 +99,7 @@ extension Host {
                 d.loaded = nil
                 d.lastError = ""
                 d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-                st.drives[driveID] = d
+                st.update(d)
                 return (st.label(d), loaded.path)
             }
             events.post("eject", label, [("media", path), ("by", "host"), ("uid", String(user.uid))])
@@ -117,7 +115,7 @@ extension Host {
         let label: String? = state.withLock { st in
             guard var d = st.drives[driveID] else { return nil }
             d.lastError = error.reason
-            st.drives[driveID] = d
+            st.update(d)
             try? store.setLastError(driveID: driveID, error.reason,
                                     history: HistoryEvent(time: nowNanos(), kind: "refuse", guest: st.guests[d.guestID]?.name ?? "",
                                                           drive: d.name, uid: user.uid, detail: "\(text.replacingNewlines()): \(error.reason)"))
@@ -143,7 +141,7 @@ extension Host {
             d.loaded = nil
             d.lastError = ""
             d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-            st.drives[driveID] = d
+            st.update(d)
             return (st.label(d), loaded.path)
         }
         guard let (label, path) = done else { return }
@@ -170,7 +168,7 @@ extension Host {
             let label: String? = state.withLock { st in
                 guard var d = st.drives[driveID] else { return nil }
                 d.lastError = reason
-                st.drives[driveID] = d
+                st.update(d)
                 try? store.setLastError(driveID: driveID, reason,
                                         history: HistoryEvent(time: nowNanos(), kind: "change", guest: st.guests[d.guestID]?.name ?? "",
                                                               drive: d.name, uid: 0, detail: reason))

@@ -25,12 +25,23 @@ public final class DriveRuntime: Sendable {
     }
 }
 
+/// An image file or device as the sharing rules see it: its device and inode.
+struct ImageKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+    init(_ i: ImageIdentity) { device = i.device; inode = i.inode }
+}
+
 /// Everything the host knows, guarded by `Host.state`.
 struct HostState {
     var guests: [Int64: GuestRecord] = [:]
     var guestByName: [String: Int64] = [:]
-    var drives: [Int64: DriveRecord] = [:]
-    var driveByName: [String: Int64] = [:]
+    /// Written only through `add`, `update` and `removeDrive`, which keep the indexes.
+    private(set) var drives: [Int64: DriveRecord] = [:]
+    private(set) var driveByName: [String: Int64] = [:]
+    /// The drives holding each image file or device (by device and inode): an insert
+    /// checks sharing against these, not against every drive of the host.
+    private(set) var drivesByImage: [ImageKey: Set<Int64>] = [:]
     /// The drives of each guest, by id: listing a guest or picking a new drive's LUN
     /// looks at that guest's drives only, not at every drive of the host.
     var driveIDsByGuest: [Int64: Set<Int64>] = [:]
@@ -43,19 +54,44 @@ struct HostState {
         (driveIDsByGuest[id] ?? []).compactMap { drives[$0] }.sorted { $0.name < $1.name }
     }
 
-    /// Adds a drive to the tables (name and guest indexes included).
+    /// Adds a drive to the tables (name, guest and image indexes included).
     mutating func add(_ d: DriveRecord) {
         drives[d.id] = d
         driveByName[d.name] = d.id
         driveIDsByGuest[d.guestID, default: []].insert(d.id)
+        indexImage(of: d)
     }
 
-    /// Removes a drive from the tables (name and guest indexes included).
+    /// Replaces a drive's record (same id, guest and name), keeping the image index.
+    mutating func update(_ d: DriveRecord) {
+        if let old = drives[d.id] { unindexImage(of: old) }
+        drives[d.id] = d
+        indexImage(of: d)
+    }
+
+    /// Removes a drive from the tables (name, guest and image indexes included).
     mutating func removeDrive(id: Int64) {
         guard let d = drives.removeValue(forKey: id) else { return }
         driveByName[d.name] = nil
         driveIDsByGuest[d.guestID]?.remove(id)
         if driveIDsByGuest[d.guestID]?.isEmpty == true { driveIDsByGuest[d.guestID] = nil }
+        unindexImage(of: d)
+    }
+
+    /// The other drives that hold the image `identity` names.
+    func drives(holding identity: ImageIdentity, except id: Int64) -> [DriveRecord] {
+        (drivesByImage[ImageKey(identity)] ?? []).compactMap { $0 == id ? nil : drives[$0] }
+    }
+
+    private mutating func indexImage(of d: DriveRecord) {
+        if let m = d.loaded { drivesByImage[ImageKey(m.identity), default: []].insert(d.id) }
+    }
+
+    private mutating func unindexImage(of d: DriveRecord) {
+        guard let m = d.loaded else { return }
+        let k = ImageKey(m.identity)
+        drivesByImage[k]?.remove(d.id)
+        if drivesByImage[k]?.isEmpty == true { drivesByImage[k] = nil }
     }
 
     func label(_ d: DriveRecord) -> String { "\(guests[d.guestID]?.name ?? "?")/\(d.name)" }
@@ -205,7 +241,7 @@ public final class Host: Sendable {
             try store.setDriveOwner(id: id, owner: owner, at: now)
             d.owner = owner
             d.changed = now
-            st.drives[id] = d
+            st.update(d)
             return d
         }
     }

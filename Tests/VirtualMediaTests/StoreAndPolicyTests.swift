@@ -168,3 +168,50 @@ extension Process {
         return p.terminationStatus
     }
 }
+
+/// Sharing is checked against an index of which drives hold which image; it must follow
+/// every insert, swap and eject, and be rebuilt at start.
+final class SharingIndexTests: XCTestCase {
+    var dir = ""
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "vmfs-share-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func image(_ name: String) -> String {
+        let p = dir + "/" + name
+        _ = FileManager.default.createFile(atPath: p, contents: Data(repeating: 7, count: 8192))
+        chmod(p, 0o644)
+        return p
+    }
+
+    func errnoOf(_ body: () throws -> Void) -> Int32 {
+        do { try body(); return 0 } catch { return (error as? VMError)?.errno ?? -1 }
+    }
+
+    func testSharingFollowsInsertsSwapsEjectsAndRestarts() throws {
+        let a = image("a.iso"), b = image("b.iso")
+        let root = Credentials(uid: 0, gid: 0, groups: [])
+        let owner = Ownership(uid: 0, gid: 0, mode: 0o755)
+        var d1: Int64 = 0, d2: Int64 = 0
+        do {
+            let host = try Host(store: try StateStore(path: dir + "/state.db"), configuration: MediaConfiguration(mediaDirectories: []))
+            _ = try host.createGuest("g", owner: owner)
+            d1 = try host.createDrive(guest: "g", name: "cd1", owner: owner).id
+            d2 = try host.createDrive(guest: "g", name: "cd2", owner: owner).id
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d1, text: a, by: root) }, 0)
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: a, by: root) }, EBUSY, "a is in cd1")
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d1, text: b, by: root) }, 0, "swap a -> b")
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: a, by: root) }, 0, "a was freed by the swap")
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: b, by: root) }, EBUSY, "b is in cd1")
+            XCTAssertEqual(host.drive(id: d2)?.loaded?.path, a, "a refused swap keeps the old media")
+            XCTAssertEqual(errnoOf { try host.eject(driveID: d1, by: root) }, 0)
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: b, by: root) }, 0, "b was freed by the eject")
+            XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d1, text: a, by: root) }, 0, "a was freed by cd2's swap")
+        }
+        // Restarted from the database: cd1 holds a, cd2 holds b.
+        let host = try Host(store: try StateStore(path: dir + "/state.db"), configuration: MediaConfiguration(mediaDirectories: []))
+        XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: a, by: root) }, EBUSY, "the index is rebuilt at start")
+    }
+}
