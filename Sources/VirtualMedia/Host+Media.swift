@@ -33,7 +33,7 @@ extension Host {
     private func load(_ source: ImageSource, driveID: Int64, by user: Credentials) throws(VMError) -> String {
         let (label, swapped) = try state.withLock { (st: inout HostState) throws(VMError) -> (String, String?) in
             guard var d = st.drives[driveID], let rt = st.runtimes[driveID] else { throw VMError(ENOENT, "no such drive") }
-            for other in st.drives(holding: source.identity, except: driveID) {
+            if let other = st.anotherDrive(holding: source.identity, except: driveID) {
                 if source.kind == .device {
                     throw VMError(EBUSY, "host drive \(source.path) is in use by \(st.label(other))")
                 }

@@ -78,9 +78,14 @@ struct HostState {
         unindexImage(of: d)
     }
 
-    /// The other drives that hold the image `identity` names.
-    func drives(holding identity: ImageIdentity, except id: Int64) -> [DriveRecord] {
-        (drivesByImage[ImageKey(identity)] ?? []).compactMap { $0 == id ? nil : drives[$0] }
+    /// One other drive that holds the image `identity` names, if any (an image shared by a
+    /// thousand drives is not copied out a thousand times to answer this).
+    func anotherDrive(holding identity: ImageIdentity, except id: Int64) -> DriveRecord? {
+        guard let ids = drivesByImage[ImageKey(identity)] else { return nil }
+        for other in ids where other != id {
+            if let d = drives[other] { return d }
+        }
+        return nil
     }
 
     private mutating func indexImage(of d: DriveRecord) {
