@@ -168,6 +168,17 @@ if want a || want b; then
         reinsert; cat "$DISC" > /dev/null
         result "(b) seq read, kept cache [MB/s]" "$(mbps_n "$RUNS" "" "$DISC")" "$direct" "image read directly (page cache)"
     fi
+    if want a; then
+        # The same cold read on a second mount with -o disc_io=direct (every read spliced
+        # from the image into the reader's buffer; nothing kept).
+        DMNT=$W/vmfs-direct
+        start_vmfs direct "$DMNT" "$W/state-direct.db" -o disc_io=direct
+        DPID=$VPID
+        mkdir "$DMNT/guests/bench" "$DMNT/guests/bench/cd0"
+        echo "$ISO" > "$DMNT/guests/bench/cd0/media"
+        result "(a) seq read, -o disc_io=direct [MB/s]" "$(mbps_n "$RUNS" "" "$DMNT/guests/bench/cd0/disc")" "$direct" "image read directly (page cache)"
+        stop_vmfs "$DMNT" "$DPID"
+    fi
 fi
 if want c; then
     echo "(c) 4 KiB random reads, warm cache, 1 reader" >&2

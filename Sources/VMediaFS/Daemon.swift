@@ -17,6 +17,8 @@ public struct DaemonOptions: Sendable, Equatable {
     public var singleThreaded = false
     /// The mount's readahead window in KiB (`-o readahead=KIB`); nil keeps the session's default.
     public var readaheadKiB: UInt32?
+    /// How `disc` is read (`-o disc_io=cached|direct`).
+    public var discIO: DiscIO = .cached
     /// Options passed on to libfuse as they are (`-o ro`, `-o max_read=...`).
     public var fuseOptions: [String] = []
 
@@ -32,6 +34,9 @@ public struct DaemonOptions: Sendable, Equatable {
           -d                  debug: foreground, and log every FUSE request
           -s                  serve requests on one thread
           -o readahead=KIB    the mount's readahead window (default 2016; root only)
+          -o disc_io=MODE     cached (default): the kernel keeps disc's pages for a media
+                              generation; direct: every read goes to the daemon, one copy
+                              fewer on a first read, no kept pages, no shared mmap
           -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
         """
 
@@ -88,6 +93,9 @@ public struct DaemonOptions: Sendable, Equatable {
             case "readahead":
                 guard let k = UInt32(v) else { throw VMError(EINVAL, "readahead takes a size in KiB") }
                 readaheadKiB = k
+            case "disc_io":
+                guard let m = DiscIO(rawValue: v) else { throw VMError(EINVAL, "disc_io takes cached or direct") }
+                discIO = m
             case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
             default: fuseOptions.append(opt)
             }
@@ -150,7 +158,7 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         iscsi = server
     }
     defer { iscsi?.stop() }
-    let fs = VMediaFileSystem(host: host)
+    let fs = VMediaFileSystem(host: host, discIO: o.discIO)
     let session: FuseSession
     do {
         var sessionOptions = SessionOptions()

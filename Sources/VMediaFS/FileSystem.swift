@@ -4,6 +4,18 @@ import SCSI
 import Synchronization
 import VirtualMedia
 
+/// How reads of `disc` reach the kernel.
+public enum DiscIO: String, Sendable {
+    /// The kernel keeps the pages it read for as long as the media generation lasts (a new
+    /// generation is a new inode): later reads and opens are served from memory. A first
+    /// read costs two copies (image to the kernel's cache, cache to the reader).
+    case cached
+    /// Every read goes to the daemon and is spliced from the image straight into the
+    /// reader's buffer (one copy). Nothing is kept, and libfuse 3.14 cannot let the kernel
+    /// map such a file shared (mmap MAP_SHARED fails with ENODEV; MAP_PRIVATE works).
+    case direct
+}
+
 /// The vmediafs tree (contract section 2) over a `Host`: maps each FUSE operation onto
 /// guests, drives, media and the repository. It holds no domain state of its own beyond
 /// inode numbers, open handles, editors' temporary files and event readers.
@@ -17,6 +29,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let temporaries = Mutex<[NodeKey: TemporaryFile]>([:])
     let sessionBox = Mutex<FuseSession?>(nil)
     let contents: ContentsCache
+    let discIO: DiscIO
 
     /// How long the kernel may keep names and attributes that change only through this
     /// mount (guest and drive directories, `contents/` itself), or that the daemon
@@ -31,8 +44,9 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// Nodes tied to one media generation never change while they exist.
     let generationTimeout = 3600.0
 
-    public init(host: Host) {
+    public init(host: Host, discIO: DiscIO = .cached) {
         self.host = host
+        self.discIO = discIO
         self.contents = ContentsCache(host: host)
         host.setObserver(self)
     }

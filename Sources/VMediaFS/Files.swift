@@ -18,7 +18,8 @@ extension VMediaFileSystem {
             guard !writing else { return reply.fail(EROFS) }
             do throws(FSError) {
                 let h = try openDisc(key)
-                reply.opened(OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true))
+                reply.opened(discIO == .direct ? OpenResult(handle: h.retainForKernel(), directIO: true, noFlush: true)
+                                               : OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true))
             } catch { reply.fail(error.errno) }
         case .media(let id):
             if writing {

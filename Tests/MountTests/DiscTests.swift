@@ -89,6 +89,21 @@ final class DiscTests: MountTestCase {
         XCTAssertEqual(past.out.trimmingCharacters(in: .whitespacesAndNewlines), "0", "reading at the end gives end of file")
     }
 
+    func testDiscCanBeMappedShared() throws {
+        makeDrive()
+        let a = try fx.makeISO("a.iso")
+        XCTAssertEqual(writeErrno(mediaFile, a), 0)
+        let fd = open(disc, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let p = mmap(nil, 65536, PROT_READ, MAP_SHARED, fd, 0)
+        XCTAssertNotEqual(p, MAP_FAILED, "the kept-cache disc maps shared like any read-only file")
+        guard let p, p != MAP_FAILED else { return }
+        defer { munmap(p, 65536) }
+        let image = try Data(contentsOf: URL(fileURLWithPath: a))
+        XCTAssertEqual(Array(UnsafeRawBufferPointer(start: p, count: 65536)), Array(image.prefix(65536)))
+    }
+
     func testHandleOpenedBeforeAMediaChangeGetsESTALE() throws {
         makeDrive()
         let a = try fx.makeISO("a.iso", label: "AAAA", files: ["a.txt": String(repeating: "A", count: 100_000)])

@@ -34,8 +34,15 @@ final class DaemonOptionsTests: XCTestCase {
         XCTAssertTrue(d.debug && d.foreground)
     }
 
+    func testDiscIOMode() throws {
+        XCTAssertEqual(try DaemonOptions.parse(["/mnt"]).discIO, .cached)
+        let o = try DaemonOptions.parse(["/mnt", "-o", "disc_io=direct,ro"])
+        XCTAssertEqual(o.discIO, .direct)
+        XCTAssertEqual(o.fuseOptions, ["ro"], "disc_io is the daemon's own, not libfuse's")
+    }
+
     func testBadCommandLines() {
-        for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"]] {
+        for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"], ["/mnt", "-o", "disc_io=fast"]] {
             XCTAssertThrowsError(try DaemonOptions.parse(args), "\(args)") { e in
                 XCTAssertEqual((e as? VirtualMedia.VMError)?.errno, EINVAL)
             }
