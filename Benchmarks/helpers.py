@@ -101,6 +101,29 @@ def roundtrip(drive_dir, image, n):
         print("%.3f %.3f %.3f" % (pct(xs, 50), pct(xs, 99), statistics.mean(xs)))
 
 
+def commit_floor(directory, n):
+    """The device's floor under an insert+eject with the state in `directory`: two commits,
+    each a 4 KiB write and an fdatasync (what SQLite's WAL does with synchronous=FULL), timed
+    as a pair, n times after ten unmeasured pairs; prints p50 p99 mean in milliseconds."""
+    path = os.path.join(directory, "commit-floor.tmp")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.pwrite(fd, b"\0" * (1 << 20), 0)
+    os.fsync(fd)
+    block = b"x" * 4096
+    xs = []
+    for i in range(n + 10):
+        t = time.perf_counter()
+        for k in range(2):
+            os.pwrite(fd, block, ((2 * i + k) % 256) * 4096)
+            os.fdatasync(fd)
+        if i >= 10:
+            xs.append((time.perf_counter() - t) * 1e3)
+    os.close(fd)
+    os.unlink(path)
+    xs.sort()
+    print("%.3f %.3f %.3f" % (xs[len(xs) // 2], xs[min(len(xs) - 1, int(round(0.99 * (len(xs) - 1))))], statistics.mean(xs)))
+
+
 def median(values):
     print("%.6f" % statistics.median(float(v) for v in values))
 
@@ -133,6 +156,8 @@ if __name__ == "__main__":
         load(args[0], int(args[1]), args[2])
     elif cmd == "roundtrip":
         roundtrip(args[0], args[1], int(args[2]))
+    elif cmd == "commit-floor":
+        commit_floor(args[0], int(args[1]))
     elif cmd == "median":
         median(args)
     else:

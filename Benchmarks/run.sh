@@ -280,6 +280,10 @@ if want f; then
     roundtrip disk
     result "(f) insert+eject p50, $LOADED loaded, state on disk [ms]" "$p50" 2 "target p99 (issue 7)"
     result "(f) insert+eject p99, $LOADED loaded, state on disk [ms]" "$p99" 2 "target p99 (issue 7)"
+    # The device's own floor: two write+fdatasync pairs on the same filesystem.
+    read -r f50 f99 _ < <($PY commit-floor "$DISKSTATE" "$ROUNDTRIPS")
+    result "(f) insert+eject p50 on disk vs two commits alone [ms]" "$p50" "$f50" "2 x (4 KiB write + fdatasync), same fs"
+    result "(f) insert+eject p99 on disk vs two commits alone [ms]" "$p99" "$f99" "2 x (4 KiB write + fdatasync), same fs"
     stop_vmfs "$SMNT" "$VPID"
     rm -rf "$DISKSTATE"
     umount "$TREF"

@@ -9,6 +9,7 @@ import Synchronization
 /// the store. Every method runs in one transaction.
 public final class StateStore: Sendable {
     private let db: Mutex<Database>
+    private let checkpointer: Checkpointer
     private let lockFD: Int32
     public let path: String
 
@@ -59,6 +60,7 @@ public final class StateStore: Sendable {
         do {
             database = try Database(path: path)
             try StateStore.prepare(database)
+            checkpointer = try Checkpointer(path: path)
         } catch {
             close(lock)
             throw error
@@ -66,7 +68,13 @@ public final class StateStore: Sendable {
         db = Mutex(database)
     }
 
-    deinit { close(lockFD) }
+    deinit {
+        checkpointer.drain()
+        close(lockFD)
+    }
+
+    /// Waits for a background checkpoint that is under way (see `Checkpointer`).
+    func drainCheckpoints() { checkpointer.drain() }
 
     private static func makeDirectories(_ dir: String) throws(VMError) {
         var built = dir.hasPrefix("/") ? "" : "."
@@ -94,6 +102,8 @@ public final class StateStore: Sendable {
         guard mode.lowercased() == "wal" else { throw VMError(EIO, "state database \(db.path): cannot enable WAL") }
         try db.query("PRAGMA synchronous=FULL")
         try db.query("PRAGMA foreign_keys=ON")
+        // Checkpoints run on their own connection and queue (Checkpointer), not in a commit.
+        try db.query("PRAGMA wal_autocheckpoint=0")
         for v in Int(version)..<migrations.count {
             try db.transaction { () throws(VMError) in
                 for stmt in migrations[v].split(separator: ";") where !stmt.allSatisfy({ $0.isWhitespace }) {
@@ -107,7 +117,7 @@ public final class StateStore: Sendable {
 
     @discardableResult
     private func write<T: Sendable>(_ history: HistoryEvent?, _ body: (Database) throws(VMError) -> T) throws(VMError) -> T {
-        try db.withLock { (db: inout Database) throws(VMError) -> T in
+        let v = try db.withLock { (db: inout Database) throws(VMError) -> T in
             let d = db
             return try d.transaction { () throws(VMError) -> T in
                 let v = try body(d)
@@ -115,6 +125,8 @@ public final class StateStore: Sendable {
                 return v
             }
         }
+        checkpointer.committed()
+        return v
     }
 
     private static func append(_ h: HistoryEvent, to db: Database) throws(VMError) {

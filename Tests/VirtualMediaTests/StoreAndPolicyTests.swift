@@ -167,6 +167,19 @@ extension Process {
         p.waitUntilExit()
         return p.terminationStatus
     }
+
+    /// What `tool` printed on standard output ("" if it could not run).
+    static func output(_ tool: String, _ args: [String]) -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [tool] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        do { try p.run() } catch { return "" }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 /// Sharing is checked against an index of which drives hold which image; it must follow
@@ -213,5 +226,29 @@ final class SharingIndexTests: XCTestCase {
         // Restarted from the database: cd1 holds a, cd2 holds b.
         let host = try Host(store: try StateStore(path: dir + "/state.db"), configuration: MediaConfiguration(mediaDirectories: []))
         XCTAssertEqual(errnoOf { _ = try host.insert(driveID: d2, text: a, by: root) }, EBUSY, "the index is rebuilt at start")
+    }
+}
+
+/// Checkpoints run in the background, so no commit pays for one.
+final class CheckpointTests: XCTestCase {
+    func testCommittedChangesReachTheDatabaseFileWithoutAnAutomaticCheckpoint() throws {
+        let dir = NSTemporaryDirectory() + "vmfs-ckpt-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/state.db"
+        let store = try StateStore(path: path)
+        let owner = Ownership(uid: 0, gid: 0, mode: 0o755)
+        let n = Checkpointer.interval * 4
+        for i in 0..<n {
+            _ = try store.addGuest(name: "g\(i)", owner: owner, at: Int64(i),
+                                   history: HistoryEvent(time: Int64(i), kind: "create", guest: "g\(i)", drive: "", uid: 0, detail: ""))
+        }
+        store.drainCheckpoints()
+        // Read the database file alone (immutable: the WAL is ignored): what is there was
+        // copied by a checkpoint. SQLite's own automatic checkpoint is off, so only the
+        // background checkpointer can have put it there.
+        let r = Process.output("sqlite3", ["file:\(path)?immutable=1", "SELECT count(*) FROM history"])
+        let inFile = Int(r.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertGreaterThanOrEqual(inFile, n - Checkpointer.interval, "sqlite3 said: \(r)")
+        XCTAssertEqual(try store.history().count, n, "and everything is readable through the store")
     }
 }
