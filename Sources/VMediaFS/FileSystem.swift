@@ -161,6 +161,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         case .contents: timeout = (generationTimeout, generationTimeout)
         // The repository's listing and its files follow the media folders.
         case .library: timeout = (structureTimeout, volatileTimeout)
+        case .libraryFile(_, .users), .libraryFile(_, .sharable): timeout = (repositoryTimeout, volatileTimeout)
         case .libraryItem, .libraryFile: timeout = (repositoryTimeout, repositoryTimeout)
         default: timeout = (structureTimeout, structureTimeout)
         }
