@@ -33,13 +33,16 @@ public protocol FileSystem: AnyObject, Sendable {
                data: UnsafeRawBufferPointer, reply: consuming WriteReply)
     func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply)
     func release(_ ctx: RequestContext, ino: UInt64, handle: UInt64, flags: Int32, reply: consuming StatusReply)
-    /// Lists a directory when it is opened; the session pages the snapshot to the kernel.
-    /// Include "." and "..".
+    /// Lists a directory: when it is opened, or, where the kernel opens directories by
+    /// itself (`SessionOptions.skipOpendir`), when a listing starts at offset 0. The
+    /// session pages the snapshot to the kernel. Include "." and "..".
     func listDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> [DirectoryItem]
     /// True when the kernel may keep a directory's listing between opens (no READDIR on
     /// later opens). It drops the kept listing by itself when the directory changes
     /// through this mount (mkdir, create, unlink, rename) or when a fresh getattr shows a
     /// new mtime, so a directory that changes behind the kernel's back must move its mtime.
+    /// Asked only where the kernel sends OPENDIR: without it the kernel keeps every
+    /// listing, and every directory must follow that rule.
     func directoryListingMayBeKept(ino: UInt64) -> Bool
     func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply)
     /// `poll(2)` on an open file. `handle` is nil when the caller asked not to be woken.
