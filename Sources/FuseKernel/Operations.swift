@@ -37,9 +37,12 @@ func makeOperations() -> fuse_lowlevel_ops {
         }
         if box.options.maxRead > 0 { conn.pointee.max_read = box.options.maxRead }
         // Directories opened without a round trip: ls -R of a large host would otherwise
-        // pay OPENDIR and RELEASEDIR for every guest and drive directory.
-        if box.options.skipOpendir, conn.pointee.capable & UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 {
-            conn.pointee.want |= UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT)
+        // pay OPENDIR and RELEASEDIR for every guest and drive directory. The kernel then
+        // keeps every listing; it checks a kept listing against the directory's mtime at
+        // each listing from the start only with auto_inval_data, so both or neither.
+        let both = UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) | UInt32(FUSE_CAP_AUTO_INVAL_DATA)
+        if box.options.skipOpendir, conn.pointee.capable & both == both {
+            conn.pointee.want |= both
             box.opendirSkipped.store(true, ordering: .relaxed)
         }
         // The kernel applies min(bdi window, answer) when this INIT is answered: raise the
