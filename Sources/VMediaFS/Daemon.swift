@@ -19,7 +19,10 @@ public struct DaemonOptions: Sendable, Equatable {
     public var readaheadKiB: UInt32?
     /// How `disc` is read (`-o disc_io=cached|direct`).
     public var discIO: DiscIO = .cached
-    /// Options passed on to libfuse as they are (`-o ro`, `-o max_read=...`).
+    /// The largest read request the kernel may send (`-o max_read=BYTES`); libfuse wants
+    /// the same value at mount and at INIT, so vmediafs passes it to both.
+    public var maxRead: UInt32 = SessionOptions().maxRead
+    /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
     public init() {}
@@ -34,6 +37,8 @@ public struct DaemonOptions: Sendable, Equatable {
           -d                  debug: foreground, and log every FUSE request
           -s                  serve requests on one thread
           -o readahead=KIB    the mount's readahead window (default 2016; root only)
+          -o max_read=BYTES   largest read request (default 1032192, just under 1 MiB so
+                              that replies can be spliced)
           -o disc_io=MODE     cached (default): the kernel keeps disc's pages for a media
                               generation; direct: every read goes to the daemon, one copy
                               fewer on a first read, no kept pages, no shared mmap
@@ -93,6 +98,11 @@ public struct DaemonOptions: Sendable, Equatable {
             case "readahead":
                 guard let k = UInt32(v) else { throw VMError(EINVAL, "readahead takes a size in KiB") }
                 readaheadKiB = k
+            case "max_read":
+                guard let n = UInt32(v), (4096...1_048_576).contains(n) else {
+                    throw VMError(EINVAL, "max_read takes a size in bytes from 4096 to 1048576")
+                }
+                maxRead = n
             case "disc_io":
                 guard let m = DiscIO(rawValue: v) else { throw VMError(EINVAL, "disc_io takes cached or direct") }
                 discIO = m
@@ -115,7 +125,7 @@ public struct DaemonOptions: Sendable, Equatable {
     /// The arguments libfuse gets.
     var fuseArguments: [String] {
         // max_read must be given both here and in init (libfuse checks they agree).
-        var opts = ["fsname=\(source)", "subtype=vmediafs", "max_read=\(SessionOptions().maxRead)"]
+        var opts = ["fsname=\(source)", "subtype=vmediafs", "max_read=\(maxRead)"]
         if allowOther { opts += ["allow_other", "default_permissions"] }
         opts += fuseOptions
         var a = ["-o", opts.joined(separator: ",")]
@@ -163,6 +173,7 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
     do {
         var sessionOptions = SessionOptions()
         if let k = o.readaheadKiB { sessionOptions.readaheadKiB = k }
+        sessionOptions.maxRead = o.maxRead
         session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
         try session.mount()
     } catch {

@@ -50,3 +50,18 @@ final class DirectDiscTests: MountTestCase {
         XCTAssertEqual(sh("cmp '\(disc)' '\(b)'").status, 0)
     }
 }
+
+/// A user's `-o max_read` reaches libfuse and INIT alike (libfuse ends the session at INIT
+/// when the two differ, which once left a mount that died right after mounting).
+final class MaxReadMountTests: MountTestCase {
+    override var daemonArguments: [String] { ["-o", "max_read=262144"] }
+
+    func testSmallerReadRequestsServeTheWholeDisc() throws {
+        makeDrive()
+        let a = try fx.makeISO("a.iso", files: ["big.txt": String(repeating: "max_read\n", count: 200_000)])
+        XCTAssertEqual(writeErrno(fx.path("guests/aix01/cd0/media"), a), 0)
+        let r = sh("dd if='\(fx.path("guests/aix01/cd0/disc"))' bs=1M status=none | cmp - '\(a)'")
+        XCTAssertEqual(r.status, 0, r.out + r.err)
+        XCTAssertTrue(fx.isMounted, "the daemon is still serving")
+    }
+}

@@ -34,6 +34,17 @@ final class DaemonOptionsTests: XCTestCase {
         XCTAssertTrue(d.debug && d.foreground)
     }
 
+    func testMaxReadGoesToBothLibfuseAndInit() throws {
+        let o = try DaemonOptions.parse(["/mnt", "-o", "max_read=524288"])
+        XCTAssertEqual(o.maxRead, 524288)
+        let fuse = o.fuseArguments.joined(separator: " ")
+        XCTAssertTrue(fuse.contains("max_read=524288"), fuse)
+        XCTAssertFalse(fuse.contains("max_read=1032192"), "one max_read only: libfuse refuses two that differ")
+        for bad in ["max_read=0", "max_read=100", "max_read=4194304", "max_read=x"] {
+            XCTAssertThrowsError(try DaemonOptions.parse(["/mnt", "-o", bad]), bad)
+        }
+    }
+
     func testDiscIOMode() throws {
         XCTAssertEqual(try DaemonOptions.parse(["/mnt"]).discIO, .cached)
         let o = try DaemonOptions.parse(["/mnt", "-o", "disc_io=direct,ro"])
