@@ -96,10 +96,20 @@ final class LoadTests: MountTestCase {
             violations += json["violations"] as? [String] ?? []
         }
 
+        // The listings the kernel kept through thousands of changes agree with the drives
+        // (twice: the second listing is the kept one).
+        func listsMedia(_ d: String) -> Bool {
+            ((try? FileManager.default.contentsOfDirectory(atPath: fx.path("guests/load/\(d)"))) ?? []).contains("media")
+        }
+        for d in drives {
+            let loaded = fx.status("load", d)["state"] == "loaded"
+            for pass in 0..<2 { XCTAssertEqual(listsMedia(d), loaded, "\(d), listing \(pass + 1), after the storm") }
+        }
         // Everything closed: eject all, and the daemon's descriptors return to the baseline.
         for d in drives where access(fx.path("guests/load/\(d)/media"), F_OK) == 0 {
             XCTAssertEqual(unlink(fx.path("guests/load/\(d)/media")), 0, "eject \(d): \(String(cString: strerror(errno)))")
         }
+        for d in drives { XCTAssertFalse(listsMedia(d), "\(d) still lists media after its eject") }
         // libfuse keeps one splice pipe (two descriptors) per worker thread while the thread
         // lives (up to the idle-thread limit): those are the pool, not leaks. Everything else
         // (images above all) must be exactly as before.
