@@ -3,8 +3,9 @@
 #
 #   Benchmarks/run.sh [--quick] [--only a,b,c,d,e,f] [--markdown FILE] [--keep]
 #
-# Builds the release daemon if needed, installs what it needs with apt (fio, fuseiso,
-# e2fsprogs, genisoimage), works in its own temporary directory, and always unmounts.
+# Builds the release daemon and the floor (fuse-floor.c) if needed, installs what it needs
+# with apt (fio, fuseiso, e2fsprogs, genisoimage, gcc, libfuse3-dev), works in its own
+# temporary directory, and always unmounts.
 # Generated test data (the tree, its ISO and ext4 images) is kept in
 # /var/tmp/vmediafs-bench/ between runs. Prints: case | vmediafs | reference | ratio | reference.
 # ratio = vmediafs / reference: for MB/s and IOPS higher is better, for ms lower is better.
@@ -36,9 +37,10 @@ fi
 
 # ---- tools -------------------------------------------------------------------------------
 need=()
-for t in fio:fio fuseiso:fuseiso mkfs.ext4:e2fsprogs genisoimage:genisoimage fusermount3:fuse3; do
+for t in fio:fio fuseiso:fuseiso mkfs.ext4:e2fsprogs genisoimage:genisoimage fusermount3:fuse3 gcc:gcc pkg-config:pkg-config; do
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
+pkg-config --exists fuse3 2>/dev/null || need+=(libfuse3-dev)
 if ((${#need[@]})); then
     echo "installing ${need[*]}" >&2
     apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
