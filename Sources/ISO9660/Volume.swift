@@ -120,6 +120,9 @@ public final class Volume: Sendable {
     }
 
     /// The entries of a directory, without "." and "..", in disc order.
+    /// How many nodes of the tree have been parsed so far.
+    public var nodeCount: Int { state.withLock { $0.nodes.count } }
+
     public func children(of id: NodeID) throws -> [DirectoryEntry] {
         try listed(id).children ?? []
     }

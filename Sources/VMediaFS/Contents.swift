@@ -115,6 +115,11 @@ final class ContentsCache: Sendable {
     /// Drops what was opened for a drive (its media changed or it was removed).
     func forget(drive: Int64) { _ = opened.withLock { $0.removeValue(forKey: drive) } }
 
+    /// The nodes of every disc tree open now (statfs counts them as files).
+    var nodeCount: Int {
+        opened.withLock { $0.values.compactMap { $0.volume?.nodeCount }.reduce(0, +) }
+    }
+
     private func map(_ error: any Error) -> FSError {
         if let e = error as? FSError { return e }
         if let d = error as? DiscFormatError {

@@ -82,6 +82,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
             }
         }
         guard let current = host.runtime(driveID: driveID)?.emulator.state.generation else { return }
+        inodes.forgetDiscTrees(drive: driveID, keeping: current)
         inodes.purge(drive: driveID) { key in
             switch key {
             case .disc(_, let g, _), .contents(_, let g, _): return g != current
@@ -273,6 +274,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge(drive: d.id) { _ in true }
+                inodes.forgetDiscTrees(drive: d.id, keeping: nil)
             case .drive, .root, .library, .libraryItem, .contents, .contentsRoot:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:
@@ -286,7 +288,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
 
     public func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply) {
         var s = VolumeStatistics()
-        s.files = UInt64(inodes.count)
+        s.files = UInt64(inodes.count + contents.nodeCount)
         reply.statistics(s)
     }
 }

@@ -44,9 +44,23 @@ enum NodeKey: Hashable, Sendable {
 /// Inode numbers for keys, and keys for inode numbers. The four fixed nodes have fixed
 /// numbers; the rest are handed out in order (never reused) and dropped when their object
 /// goes away: a removed guest or drive, or an older media generation of a drive (whose
-/// disc and `contents/` nodes would otherwise pile up with every swap). The kernel asking
-/// about a dropped number gets ESTALE.
+/// disc node would otherwise pile up with every swap). The kernel asking about a dropped
+/// number gets ESTALE.
+///
+/// The nodes of a disc's own tree (`contents/` below its root: thousands per disc) are not
+/// stored one by one: their numbers are computed. Bit 62 marks them, bits 24-61 hold a slot
+/// given to the drive's media generation, bits 0-23 the node's number in the disc's tree
+/// (the ISO9660 reader numbers nodes densely from 1 and stops at 2 million). Forgetting a
+/// generation forgets its slot, and with it every number of that disc at once.
 final class InodeTable: Sendable {
+    private struct Generation: Hashable {
+        var drive: Int64
+        var generation: UInt64
+    }
+    static let computedBit: UInt64 = 1 << 62
+    static let nodeBits: UInt64 = 24
+    static let nodeMask: UInt64 = (1 << nodeBits) - 1
+
     private struct Maps {
         var byKey: [NodeKey: UInt64] = [.root: 1, .guests: 2, .library: 3, .events: 4]
         var byIno: [UInt64: NodeKey] = [1: .root, 2: .guests, 3: .library, 4: .events]
@@ -54,6 +68,10 @@ final class InodeTable: Sendable {
         /// looking at every other drive's.
         var byDrive: [Int64: Set<UInt64>] = [:]
         var next: UInt64 = 16
+        /// Slots of the media generations whose disc trees have numbers, both ways.
+        var slots: [Generation: UInt64] = [:]
+        var generations: [UInt64: Generation] = [:]
+        var nextSlot: UInt64 = 1
 
         mutating func remove(_ ino: UInt64) {
             guard let k = byIno.removeValue(forKey: ino) else { return }
@@ -65,6 +83,19 @@ final class InodeTable: Sendable {
 
     func ino(_ key: NodeKey) -> UInt64 {
         maps.withLock { m in
+            if case .contents(let d, let g, let node) = key, node <= Self.nodeMask {
+                let gen = Generation(drive: d, generation: g)
+                let slot: UInt64
+                if let s = m.slots[gen] {
+                    slot = s
+                } else {
+                    slot = m.nextSlot
+                    m.nextSlot += 1
+                    m.slots[gen] = slot
+                    m.generations[slot] = gen
+                }
+                return Self.computedBit | (slot << Self.nodeBits) | node
+            }
             if let i = m.byKey[key] { return i }
             let i = m.next
             m.next += 1
@@ -75,10 +106,36 @@ final class InodeTable: Sendable {
         }
     }
 
-    func key(_ ino: UInt64) -> NodeKey? { maps.withLock { $0.byIno[ino] } }
+    func key(_ ino: UInt64) -> NodeKey? {
+        maps.withLock { m in
+            if ino & Self.computedBit != 0 {
+                guard let gen = m.generations[(ino & ~Self.computedBit) >> Self.nodeBits] else { return nil }
+                return .contents(gen.drive, generation: gen.generation, node: ino & Self.nodeMask)
+            }
+            return m.byIno[ino]
+        }
+    }
 
     /// The number of `key` if the kernel may have been told it (never hands out a new one).
-    func existing(_ key: NodeKey) -> UInt64? { maps.withLock { $0.byKey[key] } }
+    func existing(_ key: NodeKey) -> UInt64? {
+        maps.withLock { m in
+            if case .contents(let d, let g, let node) = key, node <= Self.nodeMask {
+                return m.slots[Generation(drive: d, generation: g)].map { Self.computedBit | ($0 << Self.nodeBits) | node }
+            }
+            return m.byKey[key]
+        }
+    }
+
+    /// Forgets the disc trees of a drive's media generations other than `keeping` (all of
+    /// them when nil): their numbers then answer ESTALE.
+    func forgetDiscTrees(drive: Int64, keeping: UInt64?) {
+        maps.withLock { m in
+            for (gen, slot) in m.slots where gen.drive == drive && gen.generation != keeping {
+                m.slots[gen] = nil
+                m.generations[slot] = nil
+            }
+        }
+    }
 
     /// Forgets every key for which `drop` is true (looks at every key: for rare changes).
     func purge(where drop: (NodeKey) -> Bool) {
