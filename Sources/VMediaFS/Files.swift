@@ -118,7 +118,7 @@ extension VMediaFileSystem {
             _ = try host.insert(driveID: id, text: line, by: credentials(ctx))
             driveChanged(id)
         case .sharable(let name):
-            let v = line.trimmingSpaces().lowercased()
+            let v = line.trimmingWhitespace().lowercased()
             guard v == "yes" || v == "no" else { throw VMError(EINVAL, "sharable takes yes or no") }
             try host.setSharable(name: name, v == "yes", by: credentials(ctx))
         case .initiators(let gid):
@@ -276,14 +276,5 @@ extension VMediaFileSystem {
     public func interrupted(requestID: UInt64) {
         // Only event reads wait; the id is the handle's number.
         (OpenHandle.from(requestID) as? EventsHandle)?.interrupt()
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
-        while let l = s.last, l.isWhitespace { s = s.dropLast() }
-        return String(s)
     }
 }

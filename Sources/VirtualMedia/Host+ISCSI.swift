@@ -26,7 +26,7 @@ extension Host {
     public func setInitiators(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
         var names: [String] = []
         for raw in text.split(separator: "\n") {
-            let line = raw.trimmingCharacters()
+            let line = raw.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard ISCSINames.isValidInitiator(line) else { throw VMError(EINVAL, "'\(line)' is not an iSCSI initiator name (iqn., eui. or naa.)") }
             if !names.contains(where: { $0.lowercased() == line.lowercased() }) { names.append(line) }
@@ -37,7 +37,7 @@ extension Host {
     /// Sets the CHAP credentials a guest's initiators must present: `user:secret`, or
     /// nothing to require none. Only the guest's owner (or root) may.
     public func setChap(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
-        let line = text.trimmingCharacters()
+        let line = text.trimmingWhitespace()
         if !line.isEmpty {
             guard let colon = line.firstIndex(of: ":"), colon != line.startIndex, line.index(after: colon) != line.endIndex else {
                 throw VMError(EINVAL, "chap takes user:secret")
@@ -80,7 +80,8 @@ extension Host {
 }
 
 extension StringProtocol {
-    func trimmingCharacters() -> String {
+    /// The text without leading and trailing whitespace (newlines included).
+    public func trimmingWhitespace() -> String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
         while let l = s.last, l.isWhitespace { s = s.dropLast() }
