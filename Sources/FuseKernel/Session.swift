@@ -144,11 +144,6 @@ public final class FuseSession: @unchecked Sendable {
     /// Asks the loop to end (takes effect when the next request arrives).
     public func exit() { fuse_session_exit(handle) }
 
-    /// Forgets the kernel's cached binding of `name` in `parent` (sent after the current request is answered).
-    public func invalidateEntry(parent: UInt64, name: String) {
-        notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_entry(handle, parent, name, name.utf8.count) }
-    }
-
     /// Forgets the kernel's cached attributes and pages of `ino`. Dropping pages waits for
     /// page locks that a READ in flight holds: use it for a file whose bytes changed.
     public func invalidateInode(_ ino: UInt64) {
@@ -164,8 +159,6 @@ public final class FuseSession: @unchecked Sendable {
         _ = fuse_lowlevel_notify_inval_inode(handle, ino, -1, 0)
     }
 
-    /// Waits until queued invalidations have been sent.
-    public func drainInvalidations() { notifyQueue.sync {} }
 
     var options: SessionOptions { box.options }
 }
