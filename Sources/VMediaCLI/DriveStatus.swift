@@ -23,8 +23,6 @@ public struct DriveStatus: Sendable, Equatable {
         pairs.last(where: { $0.key == key })?.value
     }
 
-    public var guest: String { self["guest"] ?? "" }
-    public var drive: String { self["drive"] ?? "" }
     public var isLoaded: Bool { self["state"] == "loaded" }
     public var media: String? { nonEmpty("media") }
     public var size: Int64? { self["size"].flatMap { Int64($0) } }

@@ -19,7 +19,6 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let invalid = Errno(EINVAL)
     public static let permissionDenied = Errno(EACCES)
     public static let notPermitted = Errno(EPERM)
-    public static let interrupted = Errno(EINTR)
     public static let notDirectory = Errno(ENOTDIR)
     public static let io = Errno(EIO)
 
@@ -28,18 +27,4 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
         guard let text = strerror(rawValue) else { return "error \(rawValue)" }
         return String(cString: text)
     }
-
-    /// The symbolic name (`EBUSY`), for messages and JSON; `E<number>` when unknown.
-    public var name: String {
-        Errno.names[rawValue] ?? "E\(rawValue)"
-    }
-
-    private static let names: [Int32: String] = [
-        EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", EIO: "EIO", EBADF: "EBADF",
-        EAGAIN: "EAGAIN", ENOMEM: "ENOMEM", EACCES: "EACCES", EBUSY: "EBUSY",
-        EEXIST: "EEXIST", EXDEV: "EXDEV", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR",
-        EINVAL: "EINVAL", ENOSPC: "ENOSPC", EROFS: "EROFS", ENAMETOOLONG: "ENAMETOOLONG",
-        ENOSYS: "ENOSYS", ENOTEMPTY: "ENOTEMPTY", ENOMEDIUM: "ENOMEDIUM", ESTALE: "ESTALE",
-        EOPNOTSUPP: "EOPNOTSUPP", ENOTCONN: "ENOTCONN", ETIMEDOUT: "ETIMEDOUT",
-    ]
 }

@@ -10,12 +10,6 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.rendered() == b.rendered() }
 
-    /// A string, or `null` for the empty string.
-    static func optionalString(_ s: String?) -> JSONValue {
-        guard let s, !s.isEmpty else { return .null }
-        return .string(s)
-    }
-
     /// Renders with two-space indentation (`compact`: on one line, for JSON Lines streams).
     public func rendered(compact: Bool = false) -> String {
         var out = ""

@@ -50,12 +50,8 @@ extension VMediaTree {
 
     /// The library NAME for a NAME or an image path.
     func libraryName(for media: String) throws(VMediaError) -> String {
-        if media.contains("/") {
-            guard let entry = try listLibrary(matching: media).first else {
-                throw VMediaError(media, "no such media in the library", exit: .notFound, errno: .noSuchFile)
-            }
-            return entry.name
-        }
+        // listLibrary(matching:) throws when nothing matches.
+        if media.contains("/") { return try listLibrary(matching: media)[0].name }
         try Names.check(media, as: "media")
         return media
     }

@@ -5,11 +5,11 @@ import XCTest
 /// Every subcommand's logic against a fake tree laid out as the contract says (TreeFixture.swift).
 /// Tests/MountTests/CLITests.swift runs the `vmedia` binary against the real daemon.
 final class SubcommandTests: XCTestCase {
-    var fixture: TreeFixture!
+    var fixture: FakeMount!
     var tree: VMediaTree!
 
     override func setUpWithError() throws {
-        fixture = try Fixtures.make()
+        fixture = try FakeMount()
         tree = fixture.tree()
     }
 
@@ -18,8 +18,7 @@ final class SubcommandTests: XCTestCase {
     }
 
     /// A guest with one drive; returns their names.
-    func guestWithDrive(_ g: String = "web", _ d: String = "cd") throws -> (String, String) {
-        let guest = fixture.name(g), drive = fixture.name(d)
+    func guestWithDrive(_ guest: String = "web", _ drive: String = "cd") throws -> (String, String) {
         try tree.makeGuest(guest)
         try tree.makeDrive(guest: guest, name: drive)
         try fixture.settle()
@@ -29,17 +28,24 @@ final class SubcommandTests: XCTestCase {
     // MARK: guests
 
     func testMkguestLsguestTableAndJSON() throws {
-        let g = fixture.name("web01")
+        let g = "web01"
         try tree.makeGuest(g)
-        try tree.makeDrive(guest: g, name: fixture.name("w1cd"))
+        try tree.makeDrive(guest: g, name: "w1cd")
         try fixture.settle()
         let rows = try tree.listGuests().filter { $0.name == g }
         XCTAssertEqual(rows.count, 1)
         XCTAssertEqual(rows.first?.drives, 1)
         XCTAssertEqual(rows.first?.uid, getuid())
         let table = Report.guests(rows, json: false)
-        XCTAssertEqual(table.split(separator: "\n").first, "GUEST\(String(repeating: " ", count: max(5, g.count) - 5 + 2))OWNER  DRIVES")
-        XCTAssertTrue(table.contains("\(g)  \(UserNames.name(of: getuid()))"))
+        // Columns are as wide as their longest value (the owner's login name varies by
+        // machine): the header's words, and the owner column starting where OWNER does.
+        let lines = table.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first?.split(separator: " ").map(String.init), ["GUEST", "OWNER", "DRIVES"])
+        let owner = UserNames.name(of: getuid())
+        XCTAssertTrue(table.contains("\(g)  \(owner)"))
+        let row = try XCTUnwrap(lines.first { $0.hasPrefix(g + " ") })
+        XCTAssertEqual(lines[0].range(of: "OWNER")?.lowerBound.utf16Offset(in: lines[0]),
+                       row.range(of: owner)?.lowerBound.utf16Offset(in: row))
         let json = try XCTUnwrap(parseJSON(Report.guests(rows, json: true)) as? [[String: Any]])
         XCTAssertEqual(json.first?["guest"] as? String, g)
         XCTAssertEqual(json.first?["drives"] as? Int, 1)
@@ -47,14 +53,14 @@ final class SubcommandTests: XCTestCase {
     }
 
     func testMkguestTwiceIsEEXIST() throws {
-        let g = fixture.name("dup")
+        let g = "dup"
         try tree.makeGuest(g)
         let error = assertFails(.refused, "a guest of that name exists") { try tree.makeGuest(g) }
         XCTAssertEqual(error?.errno, .exists)
     }
 
     func testRmguest() throws {
-        let g = fixture.name("gone")
+        let g = "gone"
         try tree.makeGuest(g)
         try tree.removeGuest(g)
         XCTAssertFalse(try tree.guestNames().contains(g))
@@ -70,7 +76,7 @@ final class SubcommandTests: XCTestCase {
     // MARK: drives
 
     func testMkvoptDefaultNamesAreLowestFreeAcrossTheHost() throws {
-        let a = fixture.name("ga"), b = fixture.name("gb")
+        let a = "ga", b = "gb"
         try tree.makeGuest(a)
         try tree.makeGuest(b)
         let taken = tree.allDriveNames()
@@ -84,12 +90,12 @@ final class SubcommandTests: XCTestCase {
     }
 
     func testMkvoptForMissingGuest() {
-        assertFails(.notFound, "no such guest") { try tree.makeDrive(guest: fixture.name("nobody"), name: fixture.name("x")) }
+        assertFails(.notFound, "no such guest") { try tree.makeDrive(guest: "nobody", name: "x") }
     }
 
     func testRmvoptByNameAndByGuestSlashDrive() throws {
         let (g, d) = try guestWithDrive()
-        let other = fixture.name("cd2")
+        let other = "cd2"
         try tree.makeDrive(guest: g, name: other)
         try tree.removeDrive(d)
         try tree.removeDrive("\(g)/\(other)")
@@ -97,15 +103,15 @@ final class SubcommandTests: XCTestCase {
     }
 
     func testUnknownDrive() {
-        assertFails(.notFound, "no such drive") { try tree.removeDrive(fixture.name("nodrive")) }
-        assertFails(.notFound, "no such drive") { try tree.status(drive: "nobody/\(fixture.name("nodrive"))") }
-        assertFails(.notFound, "no such drive") { try tree.load(drive: fixture.name("nodrive"), media: "/x.iso") }
+        assertFails(.notFound, "no such drive") { try tree.removeDrive("nodrive") }
+        assertFails(.notFound, "no such drive") { try tree.status(drive: "nobody/\("nodrive")") }
+        assertFails(.notFound, "no such drive") { try tree.load(drive: "nodrive", media: "/x.iso") }
         assertFails(.notFound, "not a valid drive name") { try tree.unload(drive: "..") }
     }
 
     func testLsvoptEmptyAndLoaded() throws {
         let (g, d) = try guestWithDrive()
-        let empty = fixture.name("cd9")
+        let empty = "cd9"
         try tree.makeDrive(guest: g, name: empty)
         let image = try fixture.makeImage("install.iso", bytes: 3 * 2048)
         try tree.load(drive: d, media: image)
@@ -135,7 +141,7 @@ final class SubcommandTests: XCTestCase {
         let (g2, d2) = try guestWithDrive("b", "bcd")
         let refs = try tree.listDrives().map(\.ref.description)
         XCTAssertTrue(refs.contains("\(g1)/\(d1)") && refs.contains("\(g2)/\(d2)"))
-        assertFails(.notFound, "no such guest") { try tree.listDrives(guest: fixture.name("nobody")) }
+        assertFails(.notFound, "no such guest") { try tree.listDrives(guest: "nobody") }
     }
 
     // MARK: media

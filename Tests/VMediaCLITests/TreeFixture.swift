@@ -3,49 +3,14 @@ import Glibc
 import XCTest
 @testable import VMediaCLI
 
-/// Where the subcommand tests run: a fake tree in a temporary directory (the default), or a
-/// real vmediafs mount when `VMEDIA_TEST_MOUNT` names one.
-///
-protocol TreeFixture: AnyObject {
-    /// The mount point.
-    var root: String { get }
-    /// True for a real vmediafs mount.
-    var isReal: Bool { get }
-    /// The file operations to use on it: the real ones, or the fake's stand-in for the
-    /// daemon's directory semantics.
-    var io: any TreeIO { get }
-    /// A name unique to this run for a guest or drive (drive names are unique on the host,
-    /// and a real mount may hold other things).
-    func name(_ base: String) -> String
-    /// Creates an image file of `bytes` bytes in the media dir; returns its absolute path.
-    /// Its library NAME is the file name.
-    @discardableResult func makeImage(_ fileName: String, bytes: Int) throws -> String
-    /// Makes the tree's derived files follow what was just done. On a real mount the
-    /// filesystem does it by itself; the fake fills in `status`, `media` and `library/*/users`.
-    func settle() throws
-    /// Undoes what the test made.
-    func tearDown()
-}
-
-extension TreeFixture {
-    func tree(io: (any TreeIO)? = nil, workingDirectory: String? = nil) -> VMediaTree {
-        VMediaTree(root: root, io: io ?? self.io, workingDirectory: workingDirectory)
-    }
-}
-
-enum Fixtures {
-    /// A fresh fake tree for one test. The same subcommands run against the real daemon in
-    /// Tests/MountTests/CLITests.swift.
-    static func make() throws -> TreeFixture { try FakeMount() }
-}
-
-
 /// Plain directories and files laid out as SPEC section 2 describes, in a temporary
-/// directory, with `settle()` standing in for the daemon's bookkeeping.
-final class FakeMount: TreeFixture {
+/// directory, with `settle()` standing in for the daemon's bookkeeping. The same
+/// subcommands run against the real daemon in Tests/MountTests/CLITests.swift.
+final class FakeMount {
+    /// The mount point.
     let root: String
     let mediaDir: String
-    let isReal = false
+    /// The file operations to use on it: the fake's stand-in for the daemon's directory semantics.
     let io: any TreeIO = FakeDaemonIO()
 
     init() throws {
@@ -58,8 +23,12 @@ final class FakeMount: TreeFixture {
         _ = FileManager.default.createFile(atPath: Paths.join(root, "events"), contents: Data())
     }
 
-    func name(_ base: String) -> String { base }
+    func tree(io: (any TreeIO)? = nil, workingDirectory: String? = nil) -> VMediaTree {
+        VMediaTree(root: root, io: io ?? self.io, workingDirectory: workingDirectory)
+    }
 
+    /// Creates an image file of `bytes` bytes in the media dir; returns its absolute path.
+    /// Its library NAME is the file name.
     @discardableResult func makeImage(_ fileName: String, bytes: Int) throws -> String {
         let path = Paths.join(mediaDir, fileName)
         try FakeMount.writeFile(path, Data(repeating: 0x43, count: bytes), mode: 0o644)
@@ -72,7 +41,8 @@ final class FakeMount: TreeFixture {
         return path
     }
 
-    /// Gives every drive a `status`, resolves what was written into `media` the way the
+    /// Makes the tree's derived files follow what was just done, as the daemon would:
+    /// gives every drive a `status`, resolves what was written into `media` the way the
     /// daemon would (a library NAME becomes its path), and rewrites `library/*/users`.
     func settle() throws {
         let tree = VMediaTree(root: root)
@@ -128,6 +98,7 @@ final class FakeMount: TreeFixture {
             """
     }
 
+    /// Undoes what the test made.
     func tearDown() {
         try? FileManager.default.removeItem(atPath: (root as NSString).deletingLastPathComponent)
     }
