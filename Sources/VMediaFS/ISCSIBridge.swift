@@ -34,13 +34,13 @@ final class ISCSIBridge: ISCSIProvider {
     }
 
     func lun(_ lun: UInt64, of target: String) -> OpticalDrive? {
-        guard let g = guest(target), let d = host.drive(guest: g.name, lun: Int(lun)) else { return nil }
-        return host.runtime(driveID: d.id)?.emulator
+        guard let g = guest(target) else { return nil }
+        return host.emulator(guestID: g.id, lun: Int(lun))
     }
 
     func luns(of target: String) -> [UInt64] {
         guard let g = guest(target) else { return [] }
-        return host.drives(ofGuest: g.id).map { UInt64($0.lun) }.sorted()
+        return host.luns(guestID: g.id).map(UInt64.init)
     }
 
     func sessionsChanged(target: String, initiators: [String]) {

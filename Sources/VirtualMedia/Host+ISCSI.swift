@@ -65,12 +65,18 @@ extension Host {
         Log.info("guest \(name): \(what) changed by uid \(user.uid)")
     }
 
-    /// The drive of a guest at a LUN.
-    public func drive(guest name: String, lun: Int) -> DriveRecord? {
+    /// The emulator of a guest's drive at a LUN (every iSCSI command asks: one look at the
+    /// guest's own drives, under one lock).
+    public func emulator(guestID: Int64, lun: Int) -> OpticalDrive? {
         state.withLock { st in
-            guard let gid = st.guestByName[name] else { return nil }
-            return st.drives.values.first { $0.guestID == gid && $0.lun == lun }
+            for id in st.driveIDsByGuest[guestID] ?? [] where st.drives[id]?.lun == lun { return st.runtimes[id]?.emulator }
+            return nil
         }
+    }
+
+    /// The LUNs of a guest's drives, in order.
+    public func luns(guestID: Int64) -> [Int] {
+        state.withLock { st in (st.driveIDsByGuest[guestID] ?? []).compactMap { st.drives[$0]?.lun }.sorted() }
     }
 
     /// The initiators logged in to a guest's target now (shown in its drives' status).

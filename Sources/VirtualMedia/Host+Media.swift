@@ -162,11 +162,10 @@ extension Host {
     /// say why in status, the history, the log and `events`. Runs off the reader's thread.
     func backingChanged(driveID: Int64, reason: String) {
         background.async { [self] in
-            // Logged before `last_error` shows it, so a reader of status finds the log line too.
-            guard let name = state.withLock({ st in st.drives[driveID].map { st.label($0) } }) else { return }
-            Log.error("\(name): \(reason)")
             let label: String? = state.withLock { st in
                 guard var d = st.drives[driveID] else { return nil }
+                // Logged before `last_error` shows it, so a reader of status finds the log line too.
+                Log.error("\(st.label(d)): \(reason)")
                 d.lastError = reason
                 st.update(d)
                 try? store.setLastError(driveID: driveID, reason,

@@ -44,7 +44,7 @@ struct HostState {
     private(set) var drivesByImage: [ImageKey: Set<Int64>] = [:]
     /// The drives of each guest, by id: listing a guest or picking a new drive's LUN
     /// looks at that guest's drives only, not at every drive of the host.
-    var driveIDsByGuest: [Int64: Set<Int64>] = [:]
+    private(set) var driveIDsByGuest: [Int64: Set<Int64>] = [:]
     var runtimes: [Int64: DriveRuntime] = [:]
     var sharable: [String: Bool] = [:]
     /// Initiators logged in over iSCSI, by guest name.
@@ -182,6 +182,7 @@ public final class Host: Sendable {
             try store.removeGuest(id: id, history: HistoryEvent(time: nowNanos(), kind: "remove", guest: name, drive: "", uid: user.uid, detail: "guest"))
             st.guests[id] = nil
             st.guestByName[name] = nil
+            st.sessions[name] = nil   // a new guest of the same name starts with none logged in
         }
         events.post("remove", name, [("uid", String(user.uid))])
         Log.info("guest \(name) removed by uid \(user.uid)")
