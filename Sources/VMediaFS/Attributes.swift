@@ -123,7 +123,6 @@ extension VMediaFileSystem {
                         h.markTruncated()
                     } else {
                         try host.eject(driveID: id, by: credentials(ctx))
-                        driveChanged(id)
                     }
                 }
             case .libraryFile(_, .sharable):

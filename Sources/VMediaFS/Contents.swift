@@ -87,13 +87,13 @@ final class ContentsCache: Sendable {
         }
         guard let rt = host.runtime(driveID: drive) else { throw FSError(ENOENT) }
         let initiator = rt.emulator.attach()
-        let st = rt.emulator.state
-        guard st.generation == generation else {
+        let (medium, current) = rt.emulator.mediumAndGeneration
+        guard current == generation else {
             rt.emulator.detach(initiator)
             throw FSError(ESTALE)
         }
         var entry = Opened(generation: generation)
-        if st.mediumPresent, let medium = rt.emulator.medium {
+        if let medium {
             let reader = EmulatorSectorReader(runtime: rt, initiator: initiator, generation: generation,
                                               sectorCount: medium.blockCount)
             do {
@@ -107,13 +107,25 @@ final class ContentsCache: Sendable {
         } else {
             rt.emulator.detach(initiator)
         }
-        opened.withLock { $0[drive] = entry }
+        // Two first lookups can race to open the same disc: the first one kept wins, so that
+        // node numbers already given to the kernel keep meaning the same files.
+        entry = opened.withLock { o in
+            if let kept = o[drive], kept.generation == generation { return kept }
+            o[drive] = entry
+            return entry
+        }
         guard let v = entry.volume, let r = entry.reader else { return nil }
         return (v, r)
     }
 
     /// Drops what was opened for a drive (its media changed or it was removed).
-    func forget(drive: Int64) { _ = opened.withLock { $0.removeValue(forKey: drive) } }
+    /// Drops a drive's opened disc tree, unless it is of `generation` (still current).
+    func forget(drive: Int64, unlessGeneration generation: UInt64? = nil) {
+        opened.withLock { o in
+            if let g = generation, o[drive]?.generation == g { return }
+            o[drive] = nil
+        }
+    }
 
     /// The nodes of every disc tree open now (statfs counts them as files).
     var nodeCount: Int {
@@ -190,8 +202,9 @@ final class ContentsCache: Sendable {
         } catch { throw map(error) }
     }
 
-    /// A read inside one recorded extent goes by splice from the image, like `disc`;
-    /// anything else (extent boundaries, sparse or embedded data) is assembled by copying.
+    /// A read inside one recorded extent is answered from that READ like `disc` (spliced
+    /// where it can be); anything else (extent boundaries, sparse or embedded data) is
+    /// assembled by the disc's reader.
     func read(_ h: ContentsHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
         guard offset < h.size, size > 0 else { return reply.data([]) }
         let length = Int(min(UInt64(size), h.size - offset))
@@ -200,15 +213,9 @@ final class ContentsCache: Sendable {
             let discOffset = at + (offset - start)
             let lba = discOffset / 2048
             let count = (discOffset + UInt64(length) + 2047) / 2048 - lba
-            do throws(FSError) {
-                let range = try h.reader.range(lba, count: Int(count))
-                let skip = Int(discOffset - lba * 2048)
-                if skip + length <= range.length, let fd = range.source.fileDescriptor {
-                    return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
-                }
-            } catch {
-                return reply.fail(error.errno)
-            }
+            let range: BlockRange
+            do throws(FSError) { range = try h.reader.range(lba, count: Int(count)) } catch { return reply.fail(error.errno) }
+            return replyBlocks(range, skip: Int(discOffset - lba * 2048), length: length, reply: reply)
         }
         do {
             reply.data(try h.volume.read(h.node, at: offset, count: length))
@@ -216,6 +223,4 @@ final class ContentsCache: Sendable {
             reply.fail(map(error).errno)
         }
     }
-
-    func close(_ h: ContentsHandle) {}
 }

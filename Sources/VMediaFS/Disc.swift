@@ -43,56 +43,51 @@ extension VMediaFileSystem {
                 try src.validate(forcingPathCheck: true)
             } catch {
                 rt.emulator.detach(initiator)
-                session?.invalidateInode(inodes.ino(key))
+                if let ino = inodes.existing(key) { session?.invalidateInode(ino) }
                 throw FSError(EIO)
             }
         }
         rt.openers.add(1, ordering: .relaxed)
-        let capacity = medium.blockCount * UInt64(Medium.blockSize)
-        return DiscHandle(runtime: rt, initiator: initiator, key: key, generation: generation, capacity: capacity)
+        let reader = EmulatorSectorReader(runtime: rt, initiator: initiator, generation: generation, sectorCount: medium.blockCount)
+        return DiscHandle(reader: reader, key: key)
     }
 
-    /// Serves a read of `disc` with a READ(12) of the covering blocks (`OpticalDrive.read`). Whole-block ranges
-    /// inside the image go back by splice from the image's descriptor; a short last block
-    /// is completed with zeros by copying.
+    /// Serves a read of `disc` with a READ(12) of the covering blocks, as the handle's own
+    /// initiator (`EmulatorSectorReader.range`).
     func readDisc(_ h: DiscHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
         if h.stale.load(ordering: .relaxed) { return reply.fail(ESTALE) }
         guard offset < h.capacity, size > 0 else { return reply.data([]) }
         let length = Int(min(UInt64(size), h.capacity - offset))
         let lba = offset / 2048
         let count = (offset + UInt64(length) + 2047) / 2048 - lba
-        let result = h.runtime.emulator.read(lba: lba, blocks: UInt32(count), from: h.initiator)
-        guard result.status == .good else {
-            let e = errno(for: result.sense)
-            // The kernel sends several READs of one handle at once (readahead): one of them
-            // takes the unit attention of a media change, the others then fail against the
-            // new medium (an LBA past its end). Any failure after a change is the change.
-            if e == ESTALE || e == ENOMEDIUM || h.runtime.emulator.state.generation != h.generation {
-                h.stale.store(true, ordering: .relaxed)
-                return reply.fail(ESTALE)
-            }
-            if e == EIO { session?.invalidateInode(inodes.ino(h.key)) }
-            return reply.fail(e)
-        }
-        guard case .blocks(let range) = result.data else { return reply.fail(EIO) }
-        guard range.generation == h.generation else {
-            h.stale.store(true, ordering: .relaxed)
-            return reply.fail(ESTALE)
-        }
-        let skip = Int(offset - lba * 2048)
-        // The source owns the descriptor the reply splices from: keep it alive until the
-        // reply is sent, or a concurrent eject could close it and an insert reuse its number.
-        defer { withExtendedLifetime(range.source) {} }
-        if skip + length <= range.length, let fd = range.source.fileDescriptor {
-            return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
-        defer { buffer.deallocate() }
-        do throws(MediumError) {
-            try range.copy(into: buffer)
+        let range: BlockRange
+        do throws(FSError) {
+            range = try h.reader.range(lba, count: Int(count))
         } catch {
-            return reply.fail(EIO)
+            if error.errno == ESTALE { h.stale.store(true, ordering: .relaxed) }
+            if error.errno == EIO, let ino = inodes.existing(h.key) { session?.invalidateInode(ino) }
+            return reply.fail(error.errno)
         }
-        reply.data(.bytes(UnsafeRawBufferPointer(rebasing: buffer[skip..<(skip + length)])))
+        replyBlocks(range, skip: Int(offset - lba * 2048), length: length, reply: reply)
     }
+}
+
+/// Answers a read with `length` bytes from `skip` into a READ's blocks: by splice from the
+/// image's descriptor when they lie inside the image, else by copying (a short last block
+/// is completed with zeros). Used by `disc` and `contents/` alike.
+func replyBlocks(_ range: BlockRange, skip: Int, length: Int, reply: consuming DataReply) {
+    // The source owns the descriptor the reply splices from: keep it alive until the
+    // reply is sent, or a concurrent eject could close it and an insert reuse its number.
+    defer { withExtendedLifetime(range.source) {} }
+    if skip + length <= range.length, let fd = range.source.fileDescriptor {
+        return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
+    }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
+    defer { buffer.deallocate() }
+    do throws(MediumError) {
+        try range.copy(into: buffer)
+    } catch {
+        return reply.fail(EIO)
+    }
+    reply.data(.bytes(UnsafeRawBufferPointer(rebasing: buffer[skip..<(skip + length)])))
 }

@@ -75,13 +75,15 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// What the daemon drops itself: the opened disc tree, and the inode numbers of the
     /// drive's older media generations.
     public func driveChanged(_ driveID: Int64) {
-        contents.forget(drive: driveID)
         if let session {
             for key in [NodeKey.drive(driveID), .contentsRoot(driveID)] {
                 if let ino = inodes.existing(key) { session.invalidateAttributes(ino) }
             }
         }
-        guard let current = host.runtime(driveID: driveID)?.emulator.state.generation else { return }
+        // A lock or unlock (a guest sends them at every open and close) keeps the disc's
+        // parsed tree; only a new media generation drops the old one.
+        guard let current = currentGeneration(driveID) else { return contents.forget(drive: driveID) }
+        contents.forget(drive: driveID, unlessGeneration: current)
         inodes.forgetDiscTrees(drive: driveID, keeping: current)
         inodes.purge(drive: driveID) { key in
             switch key {
@@ -275,6 +277,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
                 temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
                 inodes.purge(drive: d.id) { _ in true }
                 inodes.forgetDiscTrees(drive: d.id, keeping: nil)
+                contents.forget(drive: d.id)
             case .drive, .root, .library, .libraryItem, .contents, .contentsRoot:
                 throw VMError(EPERM, "this directory is part of the tree")
             default:

@@ -116,7 +116,6 @@ extension VMediaFileSystem {
         switch w.target {
         case .media(let id):
             _ = try host.insert(driveID: id, text: line, by: credentials(ctx))
-            driveChanged(id)
         case .sharable(let name):
             let v = line.trimmingWhitespace().lowercased()
             guard v == "yes" || v == "no" else { throw VMError(EINVAL, "sharable takes yes or no") }
@@ -136,7 +135,6 @@ extension VMediaFileSystem {
         case .truncate:
             if case .media(let id) = w.target, host.drive(id: id)?.loaded != nil {
                 try host.eject(driveID: id, by: credentials(ctx))
-                driveChanged(id)
             }
         }
     }
@@ -156,10 +154,8 @@ extension VMediaFileSystem {
             try? finish(w, RequestContext(uid: w.opener.uid, gid: w.opener.gid, pid: 0, groups: w.opener.groups),
                         atRelease: true)
         case let d as DiscHandle:
-            d.runtime.emulator.detach(d.initiator)
-            d.runtime.openers.add(-1, ordering: .relaxed)
-        case let c as ContentsHandle:
-            contents.close(c)
+            // Its initiator is detached with its reader, once no READ in flight holds it.
+            d.reader.runtime.openers.add(-1, ordering: .relaxed)
         case let e as EventsHandle:
             e.close()
         default:
@@ -220,7 +216,6 @@ extension VMediaFileSystem {
         if name == "media" {
             do throws(VMError) {
                 try host.eject(driveID: id, by: credentials(ctx))
-                driveChanged(id)
                 return reply.ok()
             } catch { return reply.fail(error.errno) }
         }
@@ -251,7 +246,6 @@ extension VMediaFileSystem {
             } catch { return reply.fail(error.errno) }
             _ = temporaries.withLock { $0.removeValue(forKey: key) }
             inodes.purge(drive: id) { $0 == key }
-            driveChanged(id)
             return reply.ok()
         }
         guard !Names.reserved.contains(newName) else { return reply.fail(EPERM) }

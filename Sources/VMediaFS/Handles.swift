@@ -28,22 +28,20 @@ final class TextHandle: OpenHandle, @unchecked Sendable {
     init(_ text: String) { bytes = Array(text.utf8) }
 }
 
-/// An open `disc`: its own I_T nexus to the drive's emulator, and the media generation it
-/// was opened on. Once the emulator reports a change (unit attention or no medium) the
-/// handle is stale for good: it never reads another media's bytes.
+/// An open `disc`: its own I_T nexus to the drive's emulator, bound to the media
+/// generation it was opened on (the reader; detached when the handle goes). Once the
+/// emulator reports a change (unit attention or no medium) the handle is stale for good: it
+/// never reads another media's bytes.
 final class DiscHandle: OpenHandle, @unchecked Sendable {
-    let runtime: DriveRuntime
-    let initiator: InitiatorID
-    /// The inode it was opened through (its media generation).
+    let reader: EmulatorSectorReader
+    /// The inode it was opened through: `.disc(drive, generation, size)`.
     let key: NodeKey
-    let generation: UInt64
-    let capacity: UInt64
     let stale = Atomic<Bool>(false)
 
-    init(runtime: DriveRuntime, initiator: InitiatorID, key: NodeKey, generation: UInt64, capacity: UInt64) {
-        self.runtime = runtime; self.initiator = initiator; self.key = key; self.generation = generation
-        self.capacity = capacity
-    }
+    init(reader: EmulatorSectorReader, key: NodeKey) { self.reader = reader; self.key = key }
+
+    /// The disc's size in bytes: whole blocks of the medium it was opened on.
+    var capacity: UInt64 { if case .disc(_, _, let size) = key { size } else { 0 } }
 }
 
 /// Something written to a control file, waiting for a newline or the close to complete it.

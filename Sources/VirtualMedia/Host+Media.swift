@@ -70,6 +70,7 @@ extension Host {
         if let swapped { fields.append(("replaced", swapped)) }
         events.post("insert", label, fields)
         Log.info("\(label): inserted \(source.path) for uid \(user.uid)\(swapped.map { " (replacing \($0))" } ?? "")")
+        notifyChanged(driveID)
         return source.path
     }
 
@@ -104,6 +105,7 @@ extension Host {
             }
             events.post("eject", label, [("media", path), ("by", "host"), ("uid", String(user.uid))])
             Log.info("\(label): ejected \(path) for uid \(user.uid)")
+            notifyChanged(driveID)
         } catch {
             refuse(driveID: driveID, text: "eject", error: error, user: user)
             throw error

@@ -3,9 +3,10 @@ import Glibc
 import SCSI
 import Synchronization
 
-/// Told when a drive's media or lock changed other than through the file that caused it
-/// (a guest's eject, a deferred eject, a backing image changing), so that the filesystem
-/// can drop what the kernel cached.
+/// Told when a drive's media or lock changed, whoever changed it (an insert or eject
+/// through the files, a guest's eject, a deferred eject, a backing image changing), so that
+/// the filesystem can drop what the kernel cached. Called on the changing thread, after
+/// the change is recorded and with no lock of the host held.
 public protocol HostObserver: AnyObject, Sendable {
     func driveChanged(_ driveID: Int64)
 }
