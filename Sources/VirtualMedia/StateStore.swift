@@ -76,6 +76,11 @@ public final class StateStore: Sendable {
     /// Waits for a background checkpoint that is under way (see `Checkpointer`).
     func drainCheckpoints() { checkpointer.drain() }
 
+    /// SQLite's automatic checkpoint threshold on the store's connection (0: off).
+    var automaticCheckpointPages: Int64 {
+        db.withLock { (d: inout Database) -> Int64 in (try? d.query("PRAGMA wal_autocheckpoint"))?.first?.first?.int ?? -1 }
+    }
+
     private static func makeDirectories(_ dir: String) throws(VMError) {
         var built = dir.hasPrefix("/") ? "" : "."
         for part in dir.split(separator: "/") {

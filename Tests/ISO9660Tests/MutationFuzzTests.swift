@@ -45,7 +45,6 @@ final class MutationFuzzTests: ImageTestCase {
         }
         let elapsed = Date().timeIntervalSince(start)
         print("mutation fuzz: \(executions) executions over \(corpus.count) images in \(String(format: "%.1f", elapsed)) s; opened \(opened), walked \(totalNodes) nodes; open errors \(openErrors.sorted { $0.key < $1.key }); slowest \(String(format: "%.3f", slowest)) s")
-        XCTAssertEqual(executions, corpus.count * Self.iterationsPerImage)
         XCTAssertLessThan(slowest, 5, "one mutated image took too long")
     }
 }

@@ -110,8 +110,7 @@ final class ISCSIMountTests: MountTestCase {
         XCTAssertEqual(i.command([0x1E, 0, 0, 0, 0, 0])?.status, 0, "ALLOW MEDIUM REMOVAL")
         waitFor("the deferred eject completes") { fx.status("g1", "cd0")["state"] == "empty" }
         XCTAssertFalse(FileManager.default.fileExists(atPath: fx.path("guests/g1/cd0/media")))
-        let deadline = Date().addingTimeInterval(10)
-        while waiter.isRunning && Date() < deadline { usleep(20_000) }
+        waiter.waitUntilExit()   // bounded by its own --timeout
         XCTAssertEqual(waiter.terminationStatus, 0)
 
         // An insert through the files reaches the guest as a unit attention.

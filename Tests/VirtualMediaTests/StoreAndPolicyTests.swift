@@ -236,6 +236,7 @@ final class CheckpointTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/state.db"
         let store = try StateStore(path: path)
+        XCTAssertEqual(store.automaticCheckpointPages, 0, "no commit checkpoints by itself")
         let owner = Ownership(uid: 0, gid: 0, mode: 0o755)
         let n = Checkpointer.interval * 4
         for i in 0..<n {
