@@ -4,7 +4,7 @@
 #   Benchmarks/run.sh [--quick] [--only a,b,c,d,e,f] [--markdown FILE] [--keep]
 #
 # Builds the release daemon and the floor (fuse-floor.c) if needed, installs what it needs
-# with apt (fio, fuseiso, e2fsprogs, genisoimage, gcc, libfuse3-dev), works in its own
+# (mountscripts/install-deps.sh, then fio, fuseiso, e2fsprogs, genisoimage, gcc), works in its own
 # temporary directory, and always unmounts.
 # Generated test data (the tree, its ISO and ext4 images) is kept in
 # /var/tmp/vmediafs-bench/ between runs. Prints: case | vmediafs | reference | ratio | reference.
@@ -36,11 +36,11 @@ else
 fi
 
 # ---- tools -------------------------------------------------------------------------------
+"$ROOT/mountscripts/install-deps.sh"   # what vmediafs builds with (libfuse3-dev, fuse3, SQLite)
 need=()
-for t in fio:fio fuseiso:fuseiso mkfs.ext4:e2fsprogs genisoimage:genisoimage fusermount3:fuse3 gcc:gcc pkg-config:pkg-config; do
+for t in fio:fio fuseiso:fuseiso mkfs.ext4:e2fsprogs genisoimage:genisoimage gcc:gcc; do
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
-pkg-config --exists fuse3 2>/dev/null || need+=(libfuse3-dev)
 if ((${#need[@]})); then
     echo "installing ${need[*]}" >&2
     apt-get install -y "${need[@]}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }

@@ -38,7 +38,7 @@ final class PatternSource: BlockSource {
     func validate() throws(MediumError) {}
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int {
         let n = Int(min(UInt64(buffer.count), byteCount - min(offset, byteCount)))
-        for i in 0..<n { buffer[i] = UInt8(truncatingIfNeeded: (offset + UInt64(i)) &* 2654435761 >> 13) }
+        for i in 0..<n { buffer[i] = UInt8(truncatingIfNeeded: ((offset + UInt64(i)) &* 2654435761) >> 13) }
         return n
     }
 }
