@@ -12,8 +12,6 @@ public struct DiscFormatError: Error, Sendable, CustomStringConvertible, Equatab
         case corrupt
         /// A valid feature this reader does not handle (interleaved files, UDF virtual partitions...).
         case unsupported
-        /// A safety limit of `OpenOptions` was reached (too many nodes, too deep...).
-        case limitExceeded
         /// A `NodeID` this volume never handed out.
         case noSuchNode
         /// A directory operation on a non-directory.
@@ -36,5 +34,4 @@ public struct DiscFormatError: Error, Sendable, CustomStringConvertible, Equatab
 
     static func corrupt(_ reason: String) -> DiscFormatError { .init(.corrupt, reason) }
     static func unsupported(_ reason: String) -> DiscFormatError { .init(.unsupported, reason) }
-    static func limit(_ reason: String) -> DiscFormatError { .init(.limitExceeded, reason) }
 }

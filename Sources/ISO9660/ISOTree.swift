@@ -3,7 +3,7 @@ enum DirectorySource: Sendable {
     /// An ISO 9660 directory extent: absolute byte offset and length.
     case iso(dataOffset: UInt64, length: UInt64)
     /// A UDF directory's data (file identifier descriptors), as extents.
-    case udf(extents: [Extent], length: UInt64)
+    case udf(extents: [Extent])
 }
 
 /// A node as found in its parent's listing, before it is given an id.

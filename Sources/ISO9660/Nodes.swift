@@ -101,7 +101,7 @@ public enum VolumeFormat: Sendable, Equatable {
 /// Choices and safety limits for `Volume.open`.
 ///
 /// The limits bound memory and time on hostile images: when one is reached the affected listing is
-/// cut short (a truncated but safe view) or a `DiscFormatError` with code `limitExceeded` is thrown.
+/// cut short (a truncated but safe view).
 public struct OpenOptions: Sendable {
     /// Show this tree instead of the automatic choice (Rock Ridge, UDF, Joliet, ISO 9660);
     /// `Volume.open` throws if the disc does not have it.

@@ -14,8 +14,6 @@ struct RockRidgeInfo: Sendable {
     var childLink: UInt64?
     /// RE: this directory is a relocated one (hidden where it is, shown at its CL placeholder).
     var isRelocated = false
-    /// Any Rock Ridge entry was seen.
-    var present = false
 
     /// Longest name and symlink target kept (longer ones are cut, never allocated without bound).
     static let maxNameBytes = 1024
@@ -31,16 +29,13 @@ struct RockRidgeInfo: Sendable {
             let d = entry.data
             switch entry.signature {
             case "PX" where d.count >= 32:
-                present = true
                 mode = d.le32(0)
                 linkCount = d.le32(8)
                 uid = d.le32(16)
                 gid = d.le32(24)
             case "PN":
-                present = true
                 isDevice = true
             case "NM" where d.count >= 1:
-                present = true
                 let flags = d[0]
                 if flags & 0x02 != 0 || flags & 0x04 != 0 { continue }    // "." / "..": not a name
                 nameSeen = true
@@ -48,21 +43,15 @@ struct RockRidgeInfo: Sendable {
                     nameBytes.append(contentsOf: d[1...].prefix(RockRidgeInfo.maxNameBytes - nameBytes.count))
                 }
             case "SL" where d.count >= 1:
-                present = true
                 symlink.add(Array(d[1...]))
             case "TF" where d.count >= 1:
-                present = true
                 readTimes(d)
             case "CL" where d.count >= 4:
-                present = true
                 childLink = UInt64(d.le32(0))
             case "RE":
-                present = true
                 isRelocated = true
-            case "PL", "RR", "SF":
-                present = true
             default:
-                break
+                break   // PL, RR, SF and others carry nothing shown here
             }
         }
         if nameSeen && !nameBytes.isEmpty { name = String(decoding: nameBytes, as: UTF8.self) }

@@ -23,7 +23,7 @@ struct UDFTree: Sendable {
 
     /// The named entries of a directory (parent and deleted entries left out).
     func list(_ source: DirectorySource) throws -> [ParsedEntry] {
-        guard case .udf(let extents, _) = source else { return [] }
+        guard case .udf(let extents) = source else { return [] }
         let data = try reader.bytes(of: extents, limit: limits.maxDirectoryBytes)
         var entries: [ParsedEntry] = []
         var position = 0
@@ -87,7 +87,7 @@ struct UDFTree: Sendable {
         attributes.size = min(attributes.size, recorded)
         switch kind {
         case .directory:
-            parsed.directory = .udf(extents: extents, length: attributes.size)
+            parsed.directory = .udf(extents: extents)
             parsed.locationKey = entry.byteOffset
         case .symlink:
             let data = (try? reader.bytes(of: extents, limit: UDFTree.maxSymlinkBytes)) ?? []

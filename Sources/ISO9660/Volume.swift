@@ -140,7 +140,7 @@ public final class Volume: Sendable {
         let entry = try node(id).entry
         if let error = entry.dataError { throw error }
         switch entry.directory {
-        case .udf(let extents, _)?: return extents
+        case .udf(let extents)?: return extents
         case .iso(let offset, let length)?: return length == 0 ? [] : [.disc(byteOffset: offset, length: length)]
         case nil: return entry.extents
         }

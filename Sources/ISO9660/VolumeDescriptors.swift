@@ -7,7 +7,6 @@ struct VolumeDescriptorSet: Sendable {
         var blockSize: UInt64
         /// The 34-byte root directory record.
         var rootRecord: [UInt8]
-        var volumeSpaceBlocks: UInt64
     }
 
     var primary: Tree?
@@ -66,8 +65,7 @@ struct VolumeDescriptorSet: Sendable {
         let blockSize = UInt64(data.le16(128))
         guard [512, 1024, 2048].contains(blockSize) else { return nil }
         let label = isJoliet ? decodeUTF16BE(data.slice(40, 32)).trimmingSpaces() : data.paddedText(40, 32)
-        return Tree(label: label, blockSize: blockSize, rootRecord: data.slice(156, 34),
-                    volumeSpaceBlocks: UInt64(data.le32(80)))
+        return Tree(label: label, blockSize: blockSize, rootRecord: data.slice(156, 34))
     }
 }
 
