@@ -72,6 +72,12 @@ def load(guests_dir, count, image, drives_per_guest=4):
     print("%.6f" % (time.perf_counter() - t))
 
 
+def pct(xs, p):
+    """The p-th percentile of xs (nearest rank)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
 def roundtrip(drive_dir, image, n):
     """n insert+eject round trips on one drive, after ten unmeasured ones; prints p50 p99
     mean in milliseconds, and the same for the insert and the eject alone."""
@@ -94,9 +100,6 @@ def roundtrip(drive_dir, image, n):
         ins.append((t1 - t0) * 1e3)
         ej.append((t2 - t1) * 1e3)
 
-    def pct(xs, p):
-        xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
     for xs in (both, ins, ej):
         print("%.3f %.3f %.3f" % (pct(xs, 50), pct(xs, 99), statistics.mean(xs)))
 
@@ -120,28 +123,7 @@ def commit_floor(directory, n):
             xs.append((time.perf_counter() - t) * 1e3)
     os.close(fd)
     os.unlink(path)
-    xs.sort()
-    print("%.3f %.3f %.3f" % (xs[len(xs) // 2], xs[min(len(xs) - 1, int(round(0.99 * (len(xs) - 1))))], statistics.mean(xs)))
-
-
-def median(values):
-    print("%.6f" % statistics.median(float(v) for v in values))
-
-
-def pread_loop(path, block, seconds):
-    """Sequential preads of `block` bytes until `seconds` passed; prints MB/s."""
-    fd = os.open(path, os.O_RDONLY)
-    size = os.fstat(fd).st_size
-    done = 0
-    t = time.perf_counter()
-    off = 0
-    while time.perf_counter() - t < seconds:
-        n = len(os.pread(fd, block, off))
-        done += n
-        off = 0 if off + block >= size else off + block
-    el = time.perf_counter() - t
-    os.close(fd)
-    print("%.1f" % (done / el / 1e6))
+    print("%.3f %.3f %.3f" % (pct(xs, 50), pct(xs, 99), statistics.mean(xs)))
 
 
 if __name__ == "__main__":
@@ -158,7 +140,5 @@ if __name__ == "__main__":
         roundtrip(args[0], args[1], int(args[2]))
     elif cmd == "commit-floor":
         commit_floor(args[0], int(args[1]))
-    elif cmd == "median":
-        median(args)
     else:
         sys.exit("unknown command " + cmd)
