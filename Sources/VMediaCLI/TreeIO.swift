@@ -90,20 +90,8 @@ public struct POSIXTreeIO: TreeIO {
     }
 
     public func read(_ path: String) throws(Errno) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw Errno.current }
-        defer { close(fd) }
         var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Errno.current
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: buffer[0..<n])
-        }
+        try readChunks(path, size: 65536) { bytes.append(contentsOf: $0); return true }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -131,24 +119,32 @@ public struct POSIXTreeIO: TreeIO {
     }
 
     public func follow(_ path: String, line: (String) -> Bool) throws(Errno) {
+        var pending: [UInt8] = []
+        try readChunks(path, size: 16384) { chunk in
+            pending.append(contentsOf: chunk)
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let text = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                if !line(text) { return false }
+            }
+            return true
+        }
+    }
+
+    /// Reads `path` to its end in chunks of up to `size` bytes, retrying reads that a
+    /// signal interrupted; `chunk` returns false to stop early.
+    private func readChunks(_ path: String, size: Int, _ chunk: (ArraySlice<UInt8>) -> Bool) throws(Errno) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw Errno.current }
         defer { close(fd) }
-        var pending: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
+        var buffer = [UInt8](repeating: 0, count: size)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw Errno.current
             }
-            if n == 0 { return }
-            pending.append(contentsOf: buffer[0..<n])
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                let text = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                if !line(text) { return }
-            }
+            if n == 0 || !chunk(buffer[0..<n]) { return }
         }
     }
 }
