@@ -1,4 +1,5 @@
 import NIOCore
+import SCSI
 
 /// iSCSI opcodes (RFC 7143 11.2.1.2).
 public enum ISCSIOpcode: UInt8, Sendable {
@@ -111,11 +112,9 @@ public struct ISCSIPDU: Sendable, Equatable {
         setU32(UInt32(truncatingIfNeeded: v), at: i + 4)
     }
 
-    /// SAM-5 single-level LUN encoding: peripheral addressing below 256, flat space below 16384.
+    /// A LUN as the 8-byte header field carries it (SAM-5 single-level, as REPORT LUNS lists it).
     public static func encodeLUN(_ lun: UInt64) -> UInt64 {
-        if lun < 256 { return lun << 48 }
-        if lun < 0x4000 { return (0x4000 | lun) << 48 }
-        return lun
+        LUNAddress.encode(lun).reduce(0) { $0 << 8 | UInt64($1) }
     }
 }
 

@@ -101,7 +101,7 @@ enum SCSIDispatch {
     private static func run(_ r: CommandRequest, provider: any ISCSIProvider, nexus: NexusTable) -> CommandResult? {
         let luns = provider.luns(of: r.target)
         guard let drive = provider.lun(r.lun, of: r.target) else {
-            return absentLUN(r.cdb, luns: luns)
+            return AbsentLogicalUnit.execute(r.cdb, reportedLUNs: luns)
         }
         guard let id = nexus.nexus(lun: r.lun, drive: drive, luns: luns) else { return nil }
         drive.setReportedLUNs(luns)  // no-op unless the LUN set changed: then 06/3F/0E
@@ -111,41 +111,6 @@ enum SCSIDispatch {
             return nil
         }
         return result
-    }
-
-    /// A LUN with no drive (SPC-4 4.5 / 6.6.2): INQUIRY answers peripheral qualifier 011b,
-    /// device type 1Fh; REPORT LUNS lists the target's LUNs; REQUEST SENSE returns 05/25/00 as
-    /// data; everything else is CHECK CONDITION 05/25/00 LOGICAL UNIT NOT SUPPORTED.
-    static func absentLUN(_ cdb: [UInt8], luns: [UInt64]) -> CommandResult {
-        let unsupported = CommandResult.checkCondition(.logicalUnitNotSupported)
-        guard let opcode = cdb.first else { return unsupported }
-        switch opcode {
-        case 0x12 where cdb.count >= 6 && cdb[1] & 0x01 == 0:
-            let allocation = Int(cdb[3]) << 8 | Int(cdb[4])
-            var d: [UInt8] = [0x7F, 0x00, 0x06, 0x02, 31, 0, 0, 0]
-            d += Array("VMEDIAFS".utf8) + Array("NO LUN          ".utf8) + Array("1.0 ".utf8)
-            return .good(.bytes(Array(d.prefix(allocation))))
-        case 0xA0 where cdb.count >= 12:
-            let allocation = Int(cdb[6]) << 24 | Int(cdb[7]) << 16 | Int(cdb[8]) << 8 | Int(cdb[9])
-            let select = cdb[2]
-            guard allocation >= 16, select <= 2 else {
-                return .checkCondition(.invalidFieldInCDB, field: .cdb(allocation < 16 ? 6 : 2, bit: 7))
-            }
-            let list = select == 1 ? [] : luns.sorted()
-            var d = [UInt8](repeating: 0, count: 8)
-            let length = UInt32(list.count * 8)
-            for i in 0..<4 { d[i] = UInt8(truncatingIfNeeded: length >> UInt32(24 - 8 * i)) }
-            for lun in list {
-                let v = ISCSIPDU.encodeLUN(lun)
-                for i in 0..<8 { d.append(UInt8(truncatingIfNeeded: v >> UInt64(56 - 8 * i))) }
-            }
-            return .good(.bytes(Array(d.prefix(allocation))))
-        case 0x03 where cdb.count >= 6:
-            let sense = unsupported.senseBytes
-            return .good(.bytes(Array(sense.prefix(Int(cdb[4])))))
-        default:
-            return unsupported
-        }
     }
 
     /// `count` bytes of a READ's data starting `from` bytes into it (zeros past the source).

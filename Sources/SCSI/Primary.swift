@@ -42,27 +42,17 @@ enum PrimaryCommands {
         default: throw .invalidField(byte: 2, bit: 7)
         }
         core.clearAttention(.reportedLUNsDataChanged, for: r.initiator)
+        return .bytes(reportLUNsData(luns).truncated(to: allocation))
+    }
+
+    /// The REPORT LUNS parameter data for `luns` (SPC-4 Table 284): the list length, four
+    /// reserved bytes, then each LUN in single-level form.
+    static func reportLUNsData(_ luns: [UInt64]) -> [UInt8] {
         var d: [UInt8] = []
         d.append32(UInt32(truncatingIfNeeded: luns.count * 8))
         d.append32(0)
-        for lun in luns { d += encodeLUN(lun) }
-        return .bytes(d.truncated(to: allocation))
-    }
-
-    /// SAM-5 4.7 single-level LUN: peripheral device addressing below 256, flat space addressing
-    /// below 16384; a larger value is taken as an already-encoded 8-byte LUN.
-    static func encodeLUN(_ lun: UInt64) -> [UInt8] {
-        var d: [UInt8]
-        if lun < 256 {
-            d = [0x00, UInt8(lun)]
-        } else if lun < 0x4000 {
-            d = [0x40 | UInt8(lun >> 8), UInt8(lun & 0xFF)]
-        } else {
-            d = []
-            d.append64(lun)
-            return d
-        }
-        return d + [UInt8](repeating: 0, count: 6)
+        for lun in luns { d += LUNAddress.encode(lun) }
+        return d
     }
 
     /// REPORT SUPPORTED OPERATION CODES (SPC-4 6.35): reporting options 000b (all, Table 305

@@ -149,3 +149,20 @@ final class PrimaryTests: XCTestCase {
         assertGood(d.execute([0xBB, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0, 0], from: d.attach()), [])
     }
 }
+
+/// A LUN with no drive behind it, as a multi-drive target answers for it.
+final class AbsentLogicalUnitTests: XCTestCase {
+    func testReportLUNsInquiryAndSenseForAnAbsentLUN() {
+        assertGood(AbsentLogicalUnit.execute([0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0], reportedLUNs: [300, 1]),
+                   [0, 0, 0, 16, 0, 0, 0, 0,
+                    0x00, 0x01, 0, 0, 0, 0, 0, 0,
+                    0x41, 0x2C, 0, 0, 0, 0, 0, 0])
+        assertCheck(AbsentLogicalUnit.execute([0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0], reportedLUNs: [1]),
+                    .invalidFieldInCDB, field: .cdb(6, bit: 7))
+        let inquiry = AbsentLogicalUnit.execute([0x12, 0, 0, 0, 36, 0], reportedLUNs: [])
+        assertGood(inquiry)
+        XCTAssertEqual(inquiry.bytes.count, 36)
+        XCTAssertEqual(inquiry.bytes.first, 0x7F, "qualifier 011b, type 1Fh")
+        assertCheck(AbsentLogicalUnit.execute([0x00, 0, 0, 0, 0, 0], reportedLUNs: []), .logicalUnitNotSupported)
+    }
+}
