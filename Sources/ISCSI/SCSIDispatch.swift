@@ -99,8 +99,8 @@ enum SCSIDispatch {
     }
 
     private static func run(_ r: CommandRequest, provider: any ISCSIProvider, nexus: NexusTable) -> CommandResult? {
-        let luns = provider.luns(of: r.target)
-        guard let drive = provider.lun(r.lun, of: r.target) else {
+        let (unit, luns) = provider.unit(r.lun, of: r.target)
+        guard let drive = unit else {
             return AbsentLogicalUnit.execute(r.cdb, reportedLUNs: luns)
         }
         guard let id = nexus.nexus(lun: r.lun, drive: drive, luns: luns) else { return nil }

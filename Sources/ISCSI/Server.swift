@@ -17,9 +17,17 @@ public protocol ISCSIProvider: AnyObject, Sendable {
     /// The target's LUNs now (drives come and go while sessions are up); looked up per command.
     func lun(_ lun: UInt64, of target: String) -> OpticalDrive?
     func luns(of target: String) -> [UInt64]
+    /// Both at once, for each command (a provider may answer them with one look-up).
+    func unit(_ lun: UInt64, of target: String) -> (drive: OpticalDrive?, luns: [UInt64])
     /// Told when sessions log in or out (for `status`: logged-in initiators). `initiators` is the
     /// sorted, de-duplicated list of initiator names with a session to `target` now.
     func sessionsChanged(target: String, initiators: [String])
+}
+
+extension ISCSIProvider {
+    public func unit(_ lun: UInt64, of target: String) -> (drive: OpticalDrive?, luns: [UInt64]) {
+        (self.lun(lun, of: target), luns(of: target))
+    }
 }
 
 /// Who may log in to a target: anyone the provider let through, or only with CHAP.

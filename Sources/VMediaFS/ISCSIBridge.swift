@@ -33,15 +33,16 @@ final class ISCSIBridge: ISCSIProvider {
         return .chap(user: String(g.chap[..<colon]), secret: String(g.chap[g.chap.index(after: colon)...]))
     }
 
-    func lun(_ lun: UInt64, of target: String) -> OpticalDrive? {
-        guard let g = guest(target) else { return nil }
-        return host.emulator(guestID: g.id, lun: Int(lun))
+    func unit(_ lun: UInt64, of target: String) -> (drive: OpticalDrive?, luns: [UInt64]) {
+        guard let g = guest(target) else { return (nil, []) }
+        // A LUN past Int (an initiator's 8-byte LUN field can hold anything) names no drive.
+        let u = host.logicalUnit(guestID: g.id, lun: Int(exactly: lun) ?? -1)
+        return (u.emulator, u.luns.map(UInt64.init))
     }
 
-    func luns(of target: String) -> [UInt64] {
-        guard let g = guest(target) else { return [] }
-        return host.luns(guestID: g.id).map(UInt64.init)
-    }
+    func lun(_ lun: UInt64, of target: String) -> OpticalDrive? { unit(lun, of: target).drive }
+
+    func luns(of target: String) -> [UInt64] { unit(UInt64.max, of: target).luns }
 
     func sessionsChanged(target: String, initiators: [String]) {
         guard let g = guest(target) else { return }

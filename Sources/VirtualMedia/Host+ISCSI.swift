@@ -65,18 +65,19 @@ extension Host {
         Log.info("guest \(name): \(what) changed by uid \(user.uid)")
     }
 
-    /// The emulator of a guest's drive at a LUN (every iSCSI command asks: one look at the
-    /// guest's own drives, under one lock).
-    public func emulator(guestID: Int64, lun: Int) -> OpticalDrive? {
+    /// The emulator of a guest's drive at `lun`, if any, and the LUNs of all its drives in
+    /// order. Every iSCSI command asks: one look at the guest's own drives, under one lock.
+    public func logicalUnit(guestID: Int64, lun: Int) -> (emulator: OpticalDrive?, luns: [Int]) {
         state.withLock { st in
-            for id in st.driveIDsByGuest[guestID] ?? [] where st.drives[id]?.lun == lun { return st.runtimes[id]?.emulator }
-            return nil
+            var emulator: OpticalDrive?
+            var luns: [Int] = []
+            for id in st.driveIDsByGuest[guestID] ?? [] {
+                guard let d = st.drives[id] else { continue }
+                luns.append(d.lun)
+                if d.lun == lun { emulator = st.runtimes[id]?.emulator }
+            }
+            return (emulator, luns.sorted())
         }
-    }
-
-    /// The LUNs of a guest's drives, in order.
-    public func luns(guestID: Int64) -> [Int] {
-        state.withLock { st in (st.driveIDsByGuest[guestID] ?? []).compactMap { st.drives[$0]?.lun }.sorted() }
     }
 
     /// The initiators logged in to a guest's target now (shown in its drives' status).
