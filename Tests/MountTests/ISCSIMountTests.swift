@@ -78,6 +78,11 @@ final class ISCSIMountTests: MountTestCase {
         let fh = try FileHandle(forReadingFrom: URL(fileURLWithPath: iso))
         try fh.seek(toOffset: 16 * 2048)
         XCTAssertEqual(r.data, Array(fh.readData(ofLength: 2048)), "block 16 (the volume descriptor) as on the image")
+        // A LUN field with another address method comes through as a number past Int: no
+        // such drive, and the daemon keeps serving.
+        let odd = try XCTUnwrap(i.command([0x00], lun: 0xC0FF_FFFF_FFFF_FFFF))
+        XCTAssertEqual(senseTriple(odd.sense), [5, 0x25, 0], "LOGICAL UNIT NOT SUPPORTED")
+        XCTAssertEqual(i.command([0x00])?.status, 0)
         let inq = sh("iscsi-inq -i \(me) iscsi://127.0.0.1:\(port)/\(target)/0")
         XCTAssertTrue(inq.out.contains("Removable:1"), inq.out + inq.err)
         let out = fx.root + "/via-qemu.img"
