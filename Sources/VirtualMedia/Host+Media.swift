@@ -50,20 +50,14 @@ extension Host {
             }
             let loaded = LoadedMedia(path: source.path, kind: source.kind, identity: source.identity,
                                      loadedBy: user.uid, loadedAt: nowNanos())
+            let swapped = d.loaded?.path
             do throws(VMError) {
-                try store.setLoaded(driveID: driveID, loaded, lastError: "",
-                                    history: HistoryEvent(time: loaded.loadedAt, kind: "insert", guest: st.guests[d.guestID]?.name ?? "",
-                                                          drive: d.name, uid: user.uid, detail: source.path))
+                try record(loaded, in: &d, state: &st, kind: "insert", uid: user.uid, detail: source.path)
             } catch {
                 // Not durable, so not done: put the drive back as it was.
                 if let old { try? rt.emulator.insert(old) } else { _ = try? rt.emulator.eject() }
                 throw error
             }
-            let swapped = d.loaded?.path
-            d.loaded = loaded
-            d.lastError = ""
-            d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-            st.update(d)
             return (st.label(d), swapped)
         }
         var fields = [("media", source.path), ("kind", source.kind.rawValue), ("uid", String(user.uid))]
@@ -94,13 +88,7 @@ extension Host {
                 } catch {
                     throw VMError(EBUSY, "the guest has locked drive \(st.label(d)); eject requested from the guest")
                 }
-                try store.setLoaded(driveID: driveID, nil, lastError: "",
-                                    history: HistoryEvent(time: nowNanos(), kind: "eject", guest: st.guests[d.guestID]?.name ?? "",
-                                                          drive: d.name, uid: user.uid, detail: loaded.path))
-                d.loaded = nil
-                d.lastError = ""
-                d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-                st.update(d)
+                try record(nil, in: &d, state: &st, kind: "eject", uid: user.uid, detail: loaded.path)
                 return (st.label(d), loaded.path)
             }
             events.post("eject", label, [("media", path), ("by", "host"), ("uid", String(user.uid))])
@@ -130,6 +118,21 @@ extension Host {
         Log.warning("\(label): refused \(text.replacingNewlines()) for uid \(user.uid): \(error.reason)")
     }
 
+    /// Records that a drive's media came (`media`) or went (nil): in the store first, with
+    /// its history line, then in the drive's record. The time is the drive directory's mtime
+    /// from then on (`media` appeared or vanished in it). Called under `state`.
+    private func record(_ media: LoadedMedia?, in d: inout DriveRecord, state st: inout HostState,
+                        kind: String, uid: UInt32, detail: String) throws(VMError) {
+        let now = media?.loadedAt ?? nowNanos()
+        try store.setLoaded(driveID: d.id, media, lastError: "", changedAt: now,
+                            history: HistoryEvent(time: now, kind: kind, guest: st.guests[d.guestID]?.name ?? "",
+                                                  drive: d.name, uid: uid, detail: detail))
+        d.loaded = media
+        d.lastError = ""
+        d.changed = now
+        st.update(d)
+    }
+
     /// A guest ejected (START STOP UNIT) or a deferred eject completed: the emulator is
     /// already empty; record it.
     func ejectedBySCSI(driveID: Int64, cause: EjectCause) {
@@ -137,13 +140,7 @@ extension Host {
             guard var d = st.drives[driveID], let loaded = d.loaded else { return nil }
             if let rt = st.runtimes[driveID], rt.emulator.state.mediumPresent { return nil }
             let who = if case .guest = cause { "guest" } else { "deferred" }
-            try? store.setLoaded(driveID: driveID, nil, lastError: "",
-                                 history: HistoryEvent(time: nowNanos(), kind: "eject", guest: st.guests[d.guestID]?.name ?? "",
-                                                       drive: d.name, uid: 0, detail: "\(loaded.path) by=\(who)"))
-            d.loaded = nil
-            d.lastError = ""
-            d.changed = nowNanos()   // the drive directory's mtime: `media` came or went
-            st.update(d)
+            try? record(nil, in: &d, state: &st, kind: "eject", uid: 0, detail: "\(loaded.path) by=\(who)")
             return (st.label(d), loaded.path)
         }
         guard let (label, path) = done else { return }

@@ -246,7 +246,10 @@ public final class StateStore: Sendable {
     }
 
     /// Records what a drive holds now (nil: empty) and its last error.
-    public func setLoaded(driveID: Int64, _ media: LoadedMedia?, lastError: String, history: HistoryEvent?) throws(VMError) {
+    /// Records what a drive holds now, its `last_error`, and (when given) the time its media
+    /// came or went, which is the drive directory's mtime.
+    public func setLoaded(driveID: Int64, _ media: LoadedMedia?, lastError: String, changedAt: Nanos? = nil,
+                          history: HistoryEvent?) throws(VMError) {
         try write(history) { (db) throws(VMError) in
             try db.query("DELETE FROM loaded WHERE drive_id=?", [.int(driveID)])
             if let m = media {
@@ -258,6 +261,7 @@ public final class StateStore: Sendable {
                           .int(m.identity.modificationNanos), .int(Int64(m.loadedBy)), .int(m.loadedAt)])
             }
             try db.query("UPDATE drives SET last_error=? WHERE id=?", [.text(lastError), .int(driveID)])
+            if let changedAt { try db.query("UPDATE drives SET changed_ns=? WHERE id=?", [.int(changedAt), .int(driveID)]) }
         }
     }
 

@@ -34,7 +34,7 @@ final class StateStoreTests: XCTestCase {
             let d = try s.addDrive(guestID: g, name: "cd0", lun: 3, owner: Ownership(uid: 1, gid: 2, mode: 0o755), at: 6, history: nil)
             let m = LoadedMedia(path: "/x.iso", kind: .file, identity: ImageIdentity(device: 1, inode: 2, size: 3, modificationNanos: 4),
                                 loadedBy: 7, loadedAt: 8)
-            try s.setLoaded(driveID: d, m, lastError: "", history: nil)
+            try s.setLoaded(driveID: d, m, lastError: "", changedAt: 9, history: nil)
             try s.setSharable(path: "/x.iso", true, history: nil)
         }
         let s = try StateStore(path: path)
@@ -45,6 +45,7 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(drives[0].lun, 3)
         XCTAssertEqual(drives[0].loaded?.identity, ImageIdentity(device: 1, inode: 2, size: 3, modificationNanos: 4))
         XCTAssertEqual(drives[0].loaded?.loadedBy, 7)
+        XCTAssertEqual(drives[0].changed, 9, "the time media came or went (the drive directory's mtime) is kept")
         XCTAssertEqual(try s.loadSharable(), ["/x.iso": true])
         XCTAssertEqual(try s.history().map(\.kind), ["create"])
         let mode = try String(contentsOfFile: path + ".lock", encoding: .utf8)
