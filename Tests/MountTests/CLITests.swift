@@ -106,9 +106,7 @@ final class CLITests: MountTestCase {
         usleep(300_000)
         vmedia("mkguest evg")
         vmedia("mkvopt evg")
-        let deadline = Date().addingTimeInterval(10)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        XCTAssertFalse(p.isRunning, "events --count 2 stops after two lines")
+        XCTAssertTrue(eventually(10) { !p.isRunning }, "events --count 2 stops after two lines")
         if p.isRunning { p.terminate() }
         let lines = (readText(out) ?? "").split(separator: "\n")
         XCTAssertEqual(lines.count, 2)

@@ -7,8 +7,6 @@ import XCTest
 final class DirectDiscTests: MountTestCase {
     override var daemonArguments: [String] { ["-o", "disc_io=direct"] }
 
-    var disc: String { fx.path("guests/aix01/cd0/disc") }
-    var mediaFile: String { fx.path("guests/aix01/cd0/media") }
 
     /// Maps the first `length` bytes of `path` with `flags`; returns them, or the errno.
     func mapped(_ path: String, _ flags: Int32, _ length: Int) -> Result<[UInt8], POSIXError> {

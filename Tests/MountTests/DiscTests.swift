@@ -4,8 +4,6 @@ import XCTest
 
 /// The drive's `disc`: the loaded media as a read-only block image (contract section 2.2).
 final class DiscTests: MountTestCase {
-    var disc: String { fx.path("guests/aix01/cd0/disc") }
-    var mediaFile: String { fx.path("guests/aix01/cd0/media") }
 
     func testEmptyDriveDisc() {
         makeDrive()
@@ -151,8 +149,7 @@ final class DiscTests: MountTestCase {
         XCTAssertEqual(openErrno(disc, O_RDONLY), EIO)
         let r = sh("dd if='\(disc)' of=/dev/null bs=2048 skip=50 count=1")
         XCTAssertNotEqual(r.status, 0)
-        let deadline = Date().addingTimeInterval(5)
-        while fx.status("aix01", "cd0")["last_error"] == "" && Date() < deadline { usleep(20_000) }
+        eventually { fx.status("aix01", "cd0")["last_error"] != "" }
         XCTAssertTrue(fx.status("aix01", "cd0")["last_error"]!.contains("modified"), fx.status("aix01", "cd0")["last_error"]!)
         XCTAssertTrue(fx.logText.contains("was modified while loaded"))
     }
@@ -164,8 +161,7 @@ final class DiscTests: MountTestCase {
         let other = try fx.makeISO("other.iso", in: fx.root)
         XCTAssertEqual(sh("cp -p '\(other)' '\(iso).new' && mv '\(iso).new' '\(iso)'").status, 0)
         XCTAssertEqual(openErrno(disc, O_RDONLY), EIO)
-        let deadline = Date().addingTimeInterval(5)
-        while fx.status("aix01", "cd0")["last_error"] == "" && Date() < deadline { usleep(20_000) }
+        eventually { fx.status("aix01", "cd0")["last_error"] != "" }
         // The descriptor still holds the old inode, unchanged: only the path tells.
         XCTAssertTrue(fx.status("aix01", "cd0")["last_error"]!.contains("was replaced while loaded"), fx.status("aix01", "cd0")["last_error"]!)
     }

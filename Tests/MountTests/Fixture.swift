@@ -195,6 +195,20 @@ class MountTestCase: XCTestCase {
         fx = nil
     }
 
+    /// The files of the default drive that `makeDrive()` makes.
+    var disc: String { fx.path("guests/aix01/cd0/disc") }
+    var mediaFile: String { fx.path("guests/aix01/cd0/media") }
+
+    /// Waits up to `seconds` for `condition`; true if it came.
+    @discardableResult
+    func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() && Date() < deadline { usleep(20_000) }
+        return condition()
+    }
+
+    func waitFor(_ what: String, _ condition: () -> Bool) { XCTAssertTrue(eventually(5, condition), what) }
+
     /// Creates guest `g` with drive `d`.
     func makeDrive(_ g: String = "aix01", _ d: String = "cd0") {
         XCTAssertEqual(mkdir(fx.path("guests/\(g)"), 0o755) == 0 || errno == EEXIST, true)

@@ -30,12 +30,6 @@ final class ISCSIMountTests: MountTestCase {
         return i
     }
 
-    func waitFor(_ what: String, _ cond: () -> Bool) {
-        let deadline = Date().addingTimeInterval(5)
-        while !cond() && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(cond(), what)
-    }
-
     func testAccessFilesAndDiscovery() throws {
         makeDrive("g1", "cd0")
         makeDrive("g2", "cd1")

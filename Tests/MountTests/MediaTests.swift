@@ -4,7 +4,6 @@ import XCTest
 
 /// Inserting, swapping and ejecting through `media` (contract section 2.1).
 final class MediaTests: MountTestCase {
-    var mediaFile: String { fx.path("guests/aix01/cd0/media") }
 
     func testInsertReadBackAndEject() throws {
         makeDrive()

@@ -23,6 +23,10 @@ final class MountHelperTests: XCTestCase {
     override func tearDown() {
         if fx.isMounted { sh("umount '\(fx.mnt)' || fusermount3 -uz '\(fx.mnt)'") }
         waitForDaemonToExit()
+        if daemonRunning() {   // never leave a daemon behind: kill it and clear its mount
+            sh("pkill -9 -f -- '\(fx.state)'")
+            sh("fusermount3 -uz '\(fx.mnt)'")
+        }
         fx.destroy()
         if linked { unlink(installed) }
     }

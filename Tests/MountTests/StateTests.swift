@@ -88,13 +88,8 @@ final class EventsTests: MountTestCase {
         XCTAssertEqual(writeErrno(fx.path("guests/g1/cd0/media"), iso), 0)
         XCTAssertEqual(writeErrno(fx.path("guests/g1/cd0/media"), "/nope.iso"), ENOENT)
         XCTAssertEqual(unlink(fx.path("guests/g1/cd0/media")), 0)
-        let deadline = Date().addingTimeInterval(5)
         var text = ""
-        while Date() < deadline {
-            text = readText(out) ?? ""
-            if text.contains(" eject ") { break }
-            usleep(20_000)
-        }
+        eventually { text = readText(out) ?? ""; return text.contains(" eject ") }
         let lines = text.split(separator: "\n").map(String.init)
         let kinds = lines.map { $0.split(separator: " ")[1] }
         XCTAssertEqual(kinds, ["create", "create", "insert", "refuse", "eject"], text)
@@ -103,9 +98,7 @@ final class EventsTests: MountTestCase {
         XCTAssertNotNil(lines[0].range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z "#, options: .regularExpression), lines[0])
         // Interrupting the blocked reader works (the read answers EINTR, cat exits).
         kill(reader.processIdentifier, SIGINT)
-        let stop = Date().addingTimeInterval(5)
-        while reader.isRunning && Date() < stop { usleep(10_000) }
-        XCTAssertFalse(reader.isRunning, "a blocked events reader can be interrupted")
+        XCTAssertTrue(eventually { !reader.isRunning }, "a blocked events reader can be interrupted")
     }
 
     func testPollReportsReadable() throws {
