@@ -175,6 +175,7 @@ while True:
         with open(media, "w") as f:
             f.write(random.choice(images) + "\n")
         os.unlink(media)
+        print(".", end="", flush=True)   # one insert+eject done (the test counts them)
     except OSError:
         time.sleep(0.002)
 """#

@@ -121,18 +121,9 @@ final class CrashTests: MountTestCase {
                 return
             }
             guard let daemon = fx.daemon else { return XCTFail("no daemon") }
-            kill(daemon.processIdentifier, SIGKILL)
             kills += 1
-            // A SIGKILLed daemon must go at once; one that cannot (a thread asleep in the
-            // kernel behind a request it was answering) hangs its clients and its mount.
-            let exitBy = Date().addingTimeInterval(3)
-            while daemon.isRunning && Date() < exitBy { usleep(2000) }
-            if daemon.isRunning {
-                let pid = daemon.processIdentifier
-                let wchan = sh("for t in /proc/\(pid)/task/*; do cat $t/wchan; echo; done | grep -v '^0$' | sort -u").out
-                problems.append("round \(round): the daemon did not exit after SIGKILL (threads asleep in "
-                                + "\(wchan.split(separator: "\n").joined(separator: ", "))); aborted its FUSE connection")
-                abortFuseConnection(fx.mnt)
+            if let asleep = sigkill(daemon) {
+                problems.append("round \(round): the daemon did not exit after SIGKILL (threads asleep in \(asleep)); aborted its FUSE connection")
             }
             let pids = clients.map(\.processIdentifier)
             for pid in pids { kill(pid, SIGSTOP) }
@@ -204,20 +195,31 @@ final class CrashTests: MountTestCase {
         for k in 1...kills {
             usleep(UInt32.random(in: 50_000...300_000, using: &rng))
             guard let daemon = fx.daemon else { return XCTFail("no daemon") }
-            kill(daemon.processIdentifier, SIGKILL)
-            let exitBy = Date().addingTimeInterval(3)
-            while daemon.isRunning && Date() < exitBy { usleep(2000) }
-            if daemon.isRunning {
-                let pid = daemon.processIdentifier
-                let wchan = sh("for t in /proc/\(pid)/task/*; do cat $t/wchan; echo; done | grep -v '^0$' | sort -u").out
-                stuck.append("kill \(k): threads asleep in \(wchan.split(separator: "\n").joined(separator: ", "))")
-                abortFuseConnection(fx.mnt)
-            }
+            if let asleep = sigkill(daemon) { stuck.append("kill \(k): threads asleep in \(asleep)") }
             fx.crash()
             try fx.start()
         }
+        // The storm really ran: every client is still going and completed round trips.
+        for c in 0..<clients.count {
+            XCTAssertTrue(clients[c].isRunning, "storm client \(c) exited")
+            XCTAssertGreaterThan((readText(fx.root + "/storm\(c).out") ?? "").count, 0, "storm client \(c) completed no insert+eject")
+        }
         print("SIGKILL test: seed \(seed), \(kills) kills during an insert/eject storm, \(stuck.count) left the daemon unable to exit")
         XCTAssertEqual(stuck, [], "seed \(seed)")
+    }
+
+    /// SIGKILLs the daemon, which must go at once; one that cannot (a thread asleep in the
+    /// kernel behind a request it was answering) hangs its clients and its mount. Returns
+    /// where its threads sleep when it did not exit in 3 s, after aborting its connection.
+    func sigkill(_ daemon: Process) -> String? {
+        kill(daemon.processIdentifier, SIGKILL)
+        let exitBy = Date().addingTimeInterval(3)
+        while daemon.isRunning && Date() < exitBy { usleep(2000) }
+        guard daemon.isRunning else { return nil }
+        let pid = daemon.processIdentifier
+        let wchan = sh("for t in /proc/\(pid)/task/*; do cat $t/wchan; echo; done | grep -v '^0$' | sort -u").out
+        abortFuseConnection(fx.mnt)
+        return wchan.split(separator: "\n").joined(separator: ", ")
     }
 
     /// Must print exactly "ok": SQLite's own check, foreign keys, and no half-made rows.
