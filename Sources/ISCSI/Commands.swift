@@ -150,11 +150,11 @@ extension ISCSIConnection {
                                   burst: parameters.maxBurstLength)
         switch result.data {
         case .bytes(let bytes):
-            stream.emit(Array(bytes[0..<toSend]), last: true, on: self)
+            stream.emit(bytes[0..<toSend], last: true, on: self)
             finish(task)
         case .blocks(let range):
             if let bytes = executed.prefetched, bytes.count >= toSend {
-                stream.emit(Array(bytes[0..<toSend]), last: true, on: self)
+                stream.emit(bytes[0..<toSend], last: true, on: self)
                 finish(task)
             } else {
                 sendBlocks(range, stream: stream)
@@ -181,7 +181,7 @@ extension ISCSIConnection {
             case .success(.success(let bytes)):
                 var stream = stream
                 let last = from + count >= stream.toSend
-                let written = stream.emit(bytes, last: last, on: self)
+                let written = stream.emit(bytes[...], last: last, on: self)
                 if last || task.aborted { return self.finish(task) }
                 written.assumeIsolated().whenComplete { _ in
                     guard self.phase == .fullFeature else { return }
@@ -233,7 +233,9 @@ struct DataInStream {
 
     /// Writes PDUs for `bytes` (the next bytes of the stream); returns the last write's future.
     @discardableResult
-    mutating func emit(_ bytes: [UInt8], last: Bool, on connection: ISCSIConnection) -> EventLoopFuture<Void> {
+    /// Sends `bytes` as Data-In PDUs of at most a segment each (a slice: the caller's
+    /// buffer is not copied whole first).
+    mutating func emit(_ bytes: ArraySlice<UInt8>, last: Bool, on connection: ISCSIConnection) -> EventLoopFuture<Void> {
         var pos = 0
         var future: EventLoopFuture<Void>?
         while pos < bytes.count {
@@ -243,7 +245,7 @@ struct DataInStream {
             let sequenceEnd = end || burstLeft == 0
             if burstLeft == 0 { burstLeft = burst }
             let sn = end ? connection.nextStatus() : connection.sequence
-            let pdu = ResponseBuilder.dataIn(itt: task.itt, lunField: task.lunField, data: Array(bytes[pos..<pos + n]),
+            let pdu = ResponseBuilder.dataIn(itt: task.itt, lunField: task.lunField, data: Array(bytes[bytes.startIndex + pos ..< bytes.startIndex + pos + n]),
                                              offset: offset, dataSN: dataSN, final: sequenceEnd,
                                              status: end ? (total, task.expectedLength) : nil, sn: sn)
             future = connection.write(pdu)
