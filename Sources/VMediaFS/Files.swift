@@ -32,9 +32,9 @@ extension VMediaFileSystem {
         case .initiators(let gid), .chap(let gid):
             guard let g = host.guest(id: gid) else { return reply.fail(ENOENT) }
             if writing {
-                guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
-                let target: ControlWriter.Target = if case .chap = key { .chap(gid) } else { .initiators(gid) }
-                reply.opened(OpenResult(handle: ControlWriter(target: target, truncated: flags & O_TRUNC != 0, opener: credentials(ctx)).retainForKernel(), directIO: true))
+                do throws(FSError) {
+                    reply.opened(OpenResult(handle: try accessWriter(key, flags: flags, ctx).retainForKernel(), directIO: true))
+                } catch { reply.fail(error.errno) }
             } else {
                 // The CHAP secret is never read back, not even by its owner.
                 guard case .initiators = key else { return reply.fail(EACCES) }
@@ -166,6 +166,19 @@ extension VMediaFileSystem {
 
     // MARK: creating, removing and renaming files
 
+    /// A writer of a guest's `initiators` or `chap`, for its owner (or root) only.
+    private func accessWriter(_ key: NodeKey, flags: Int32, _ ctx: RequestContext) throws(FSError) -> ControlWriter {
+        let gid: Int64, target: ControlWriter.Target
+        switch key {
+        case .initiators(let id): (gid, target) = (id, .initiators(id))
+        case .chap(let id): (gid, target) = (id, .chap(id))
+        default: throw FSError(EACCES)
+        }
+        guard let g = host.guest(id: gid) else { throw FSError(ENOENT) }
+        guard ctx.uid == 0 || ctx.uid == g.owner.uid else { throw FSError(EACCES) }
+        return ControlWriter(target: target, truncated: flags & O_TRUNC != 0, opener: credentials(ctx))
+    }
+
     public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, flags: Int32, reply: consuming CreateReply) {
         guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
         // The kernel sends CREATE for an O_CREAT open of a name it has not cached, even if
@@ -174,12 +187,9 @@ extension VMediaFileSystem {
             if flags & O_EXCL != 0 { return reply.fail(EEXIST) }
             switch existing {
             case .disc: return reply.fail(EROFS)
-            case .initiators(let gid), .chap(let gid):
-                guard let g = host.guest(id: gid) else { return reply.fail(ENOENT) }
-                guard ctx.uid == 0 || ctx.uid == g.owner.uid else { return reply.fail(EACCES) }
-                let target: ControlWriter.Target = if case .chap = existing { .chap(gid) } else { .initiators(gid) }
-                let h = ControlWriter(target: target, truncated: flags & O_TRUNC != 0, opener: credentials(ctx))
+            case .initiators, .chap:
                 do throws(FSError) {
+                    let h = try accessWriter(existing, flags: flags, ctx)
                     return reply.created(try entry(existing), OpenResult(handle: h.retainForKernel(), directIO: true))
                 } catch { return reply.fail(error.errno) }
             case .temporary:
