@@ -53,6 +53,29 @@ struct Disc: Sendable {
         if skip == 0 && raw.count == count { return raw }
         return Array(raw[skip..<(skip + count)])
     }
+
+    /// Up to `count` bytes of the data a list of extents describes, from `offset` into it:
+    /// disc bytes, zeros for sparse extents, embedded bytes as they are. Fewer only where
+    /// the extents end.
+    func bytes(of extents: [Extent], from offset: UInt64 = 0, count: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(min(count, 1 << 20))
+        var extentStart: UInt64 = 0
+        for extent in extents {
+            let extentEnd = extentStart + extent.length
+            defer { extentStart = extentEnd }
+            let position = offset + UInt64(result.count)
+            guard result.count < count, position < extentEnd else { continue }
+            let skip = position - extentStart
+            let take = Int(min(extent.length - skip, UInt64(count - result.count)))
+            switch extent {
+            case .disc(let byteOffset, _): result += try bytes(at: byteOffset &+ skip, count: take)
+            case .zeros: result += [UInt8](repeating: 0, count: take)
+            case .inline(let data): result += data[Int(skip)..<(Int(skip) + take)]
+            }
+        }
+        return result
+    }
 }
 
 /// A tiny per-walk cache of recently read sectors (SUSP continuation areas are often shared).

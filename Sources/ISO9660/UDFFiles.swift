@@ -78,18 +78,7 @@ struct UDFReader: Sendable {
     }
 
     /// Bytes of a list of extents, at most `limit` of them.
-    func bytes(of extents: [Extent], limit: Int) throws -> [UInt8] {
-        var result: [UInt8] = []
-        for extent in extents where result.count < limit {
-            let take = Int(min(extent.length, UInt64(limit - result.count)))
-            switch extent {
-            case .disc(let offset, _): result += try disc.bytes(at: offset, count: take)
-            case .zeros: result += [UInt8](repeating: 0, count: take)
-            case .inline(let data): result += data.prefix(take)
-            }
-        }
-        return result
-    }
+    func bytes(of extents: [Extent], limit: Int) throws -> [UInt8] { try disc.bytes(of: extents, count: limit) }
 
     /// One logical block.
     func block(_ address: UDFAddress) throws -> [UInt8] {

@@ -153,22 +153,7 @@ public final class Volume: Sendable {
         let size = try attributes(of: id).size
         guard count > 0, offset < size else { return [] }
         let wanted = Int(min(UInt64(count), size - offset))
-        var result: [UInt8] = []
-        result.reserveCapacity(min(wanted, 1 << 20))
-        var extentStart: UInt64 = 0
-        for extent in try extents(of: id) {
-            let extentEnd = extentStart + extent.length
-            defer { extentStart = extentEnd }
-            let position = offset + UInt64(result.count)
-            guard result.count < wanted, position < extentEnd else { continue }
-            let skip = position - extentStart
-            let take = Int(min(extent.length - skip, UInt64(wanted - result.count)))
-            switch extent {
-            case .disc(let byteOffset, _): result += try disc.bytes(at: byteOffset &+ skip, count: take)
-            case .zeros: result += [UInt8](repeating: 0, count: take)
-            case .inline(let bytes): result += bytes[Int(skip)..<(Int(skip) + take)]
-            }
-        }
+        var result = try disc.bytes(of: extents(of: id), from: offset, count: wanted)
         if result.count < wanted { result += [UInt8](repeating: 0, count: wanted - result.count) }
         return result
     }
