@@ -86,14 +86,19 @@ func runTool(_ path: String, _ args: [String], timeout: TimeInterval = 60) -> (s
     p.standardInput = FileHandle.nullDevice
     do { try p.run() } catch { return (-1, "cannot run \(path): \(error)") }
     let data = Mutex(Data())
-    let reader = Thread { data.withLock { $0 = pipe.fileHandleForReading.readDataToEndOfFile() } }
+    let done = DispatchSemaphore(value: 0)
+    let reader = Thread {
+        data.withLock { $0 = pipe.fileHandleForReading.readDataToEndOfFile() }
+        done.signal()
+    }
     reader.start()
     let deadline = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < deadline { usleep(20_000) }
     if p.isRunning { p.terminate() }
     p.waitUntilExit()
-    while !data.withLock({ !$0.isEmpty }) && p.terminationStatus != 0 && Date() < deadline.addingTimeInterval(1) { usleep(10_000) }
-    usleep(50_000)
+    // All of the output, not what happened to be read by now (a child that kept the pipe
+    // open past the exit gets a few more seconds).
+    _ = done.wait(timeout: .now() + 5)
     return (p.terminationStatus, String(decoding: data.withLock { $0 }, as: UTF8.self))
 }
 
