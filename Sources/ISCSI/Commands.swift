@@ -52,8 +52,8 @@ extension ISCSIConnection {
         }
         let task = CommandTask(itt: pdu.initiatorTaskTag, lunField: pdu.lunField, lun: pdu.lun, cdb: cdb,
                                expectedLength: expected, readsData: flags & 0x40 != 0)
-        if !pdu.data.isEmpty {  // immediate data: only for writes, within FirstBurstLength
-            guard writes, pdu.data.count <= min(expected, parameters.firstBurstLength) else { return close() }
+        if !pdu.data.isEmpty {  // immediate data: only if negotiated, for writes, within FirstBurstLength
+            guard parameters.immediateData, writes, pdu.data.count <= min(expected, parameters.firstBurstLength) else { return close() }
         }
         if writes && expected > 0 && expected <= ISCSIConnection.collectLimit {
             task.collecting = true

@@ -37,6 +37,15 @@ final class FaultTests: XCTestCase {
         XCTAssertTrue(i.logout(), file: file, line: line)
     }
 
+    func testImmediateDataAfterImmediateDataNoClosesTheConnection() {
+        let i = MiniInitiator(port: server.boundPort)!
+        XCTAssertEqual(i.login(initiator: Self.host, target: Self.target, operational: [("ImmediateData", "No")]), 0)
+        _ = i.command([0x00])
+        _ = i.command([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0], dataOut: [UInt8](repeating: 1, count: 2048), immediate: 512)
+        XCTAssertTrue(i.waitForClose(), "data the session agreed not to send is a protocol error")
+        assertServing()
+    }
+
     func testMalformedTruncatedAndOversizedPDUsCloseOnlyTheirConnection() {
         let bystander = loggedIn()
         _ = bystander.command([0x00])
