@@ -47,8 +47,6 @@ struct LoginMachine {
     private(set) var isid: [UInt8] = []
     private(set) var negotiator: Negotiator
     private(set) var authenticated = false
-    /// The CmdSN of the first Login Request: the session's first ExpCmdSN.
-    private(set) var initialCmdSN: UInt32 = 0
     private var stage: UInt8 = 0
     private var started = false
     private var policy: LoginPolicy = .open
@@ -65,21 +63,17 @@ struct LoginMachine {
         negotiator = Negotiator(targetMaxRecvDataSegmentLength: targetMaxRecvDataSegmentLength)
     }
 
-    /// Handles one Login Request. `tsih` is the session handle to hand out on success;
-    /// `sn` the connection's sequence numbers for the response (StatSN is the caller's to bump).
-    mutating func handle(_ request: ISCSIPDU, provider: any ISCSIProvider, tsih: UInt16,
-                         sn: SequenceNumbers) -> LoginStep {
+    /// Handles one Login Request. `tsih` is the session handle to hand out on success. The
+    /// response's sequence numbers are the connection's to stamp.
+    mutating func handle(_ request: ISCSIPDU, provider: any ISCSIProvider, tsih: UInt16) -> LoginStep {
         let transit = request.flags & 0x80 != 0
         let proceedWithText = request.flags & 0x40 != 0
         let csg = (request.flags >> 2) & 3
         let nsg = request.flags & 3
-        var sn = sn
         if !started {
             started = true
-            initialCmdSN = request.u32(at: 24)
             isid = Array(request.bhs[8..<14])
             stage = csg
-            sn.expCmdSN = initialCmdSN
         }
         func reply(_ pairs: [(key: String, value: String)], transit: Bool, next: UInt8, status: LoginStatus = .success) -> ISCSIPDU {
             var p = ISCSIPDU(opcode: .loginResponse)
@@ -87,7 +81,6 @@ struct LoginMachine {
             p.bhs[2] = 0; p.bhs[3] = 0
             p.bhs.replaceSubrange(8..<14, with: isid)
             p.initiatorTaskTag = request.initiatorTaskTag
-            p.stamp(sn)
             p.bhs[36] = UInt8(status.rawValue >> 8)
             p.bhs[37] = UInt8(status.rawValue & 0xFF)
             if transit && next == LoginMachine.fullFeature { p.setU16(tsih, at: 14) }

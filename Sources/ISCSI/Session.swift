@@ -153,8 +153,7 @@ final class ISCSIConnection: ChannelInboundHandler {
             sawLoginRequest = true
             expCmdSN = pdu.u32(at: 24)  // login is immediate: the first command reuses this CmdSN
         }
-        let step = login.handle(pdu, provider: services.provider, tsih: tsih == 0 ? allocateTSIH() : tsih,
-                                sn: sequence)
+        let step = login.handle(pdu, provider: services.provider, tsih: tsih == 0 ? allocateTSIH() : tsih)
         var response = step.response
         response.stamp(nextStatus())
         switch step.outcome {
@@ -182,7 +181,6 @@ final class ISCSIConnection: ChannelInboundHandler {
         parameters = login.negotiator.parameters
         kind = login.kind ?? .discovery
         initiatorName = login.initiatorName ?? ""
-        expCmdSN = login.initialCmdSN
         framing.headerDigest = parameters.headerDigest
         framing.dataDigest = parameters.dataDigest
         framing.maxDataSegment = parameters.targetMaxRecvDataSegmentLength
