@@ -20,11 +20,12 @@ struct MountOptions: ParsableArguments {
     }
 }
 
-/// Writes to standard output at once (no buffering: `events` lines reach a pipe as they come).
-func emit(_ text: String) {
+/// Writes to standard output (or `fd`) at once, all of it (no buffering: `events` lines
+/// reach a pipe as they come).
+func emit(_ text: String, fd: Int32 = 1) {
     var bytes = Array(text.utf8)[...]
     while !bytes.isEmpty {
-        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         if n < 0 { if errno == EINTR { continue }; return }
         bytes = bytes.dropFirst(n)
     }
@@ -173,13 +174,11 @@ do {
     var command = try VMedia.parseAsRoot()
     try command.run()
 } catch let failure as VMediaError {
-    var line = failure.description + "\n"
-    _ = line.withUTF8 { write(2, $0.baseAddress, $0.count) }
+    emit(failure.description + "\n", fd: 2)
     exit(failure.exit.rawValue)
 } catch {
     if VMedia.exitCode(for: error) == .validationFailure {
-        var line = VMedia.fullMessage(for: error) + "\n"
-        _ = line.withUTF8 { write(2, $0.baseAddress, $0.count) }
+        emit(VMedia.fullMessage(for: error) + "\n", fd: 2)
         exit(ExitStatus.notFound.rawValue)
     }
     VMedia.exit(withError: error)
