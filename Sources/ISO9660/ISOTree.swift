@@ -121,7 +121,7 @@ struct ISOTree: Sendable {
                 while position < sectorEnd {
                     let recordLength = Int(data[position])
                     guard recordLength > 0, position + recordLength <= sectorEnd,
-                          let record = DirectoryRecord(Array(data[position..<(position + recordLength)]), at: 0) else { break }
+                          let record = DirectoryRecord(data, at: position) else { break }   // in place: no copy per record
                     position += recordLength
                     records += 1
                     if records > limits.maxEntriesPerDirectory || entries.count >= limits.maxEntriesPerDirectory { break outer }
