@@ -112,14 +112,12 @@ extension VMediaFileSystem {
     }
 
     /// Carries out one completed line written to a control file.
-    private func complete(_ w: ControlWriter, _ line: String, _ ctx: RequestContext) throws(VMError) {
+    private func complete(_ w: ControlWriter, _ line: [UInt8], _ ctx: RequestContext) throws(VMError) {
         switch w.target {
         case .media(let id):
-            _ = try host.insert(driveID: id, text: line, by: credentials(ctx))
+            _ = try host.insert(driveID: id, request: line, by: credentials(ctx))
         case .sharable(let name):
-            let v = line.trimmingWhitespace().lowercased()
-            guard v == "yes" || v == "no" else { throw VMError(EINVAL, "sharable takes yes or no") }
-            try host.setSharable(name: name, v == "yes", by: credentials(ctx))
+            try host.setSharable(name: name, try ControlText.sharable(line), by: credentials(ctx))
         case .initiators(let gid):
             try host.setInitiators(guestID: gid, text: line, by: credentials(ctx))
         case .chap(let gid):
@@ -245,13 +243,13 @@ extension VMediaFileSystem {
         let key = NodeKey.temporary(id, name)
         guard let file = temporaries.withLock({ $0[key] }) else { return reply.fail(Names.reserved.contains(name) ? EPERM : ENOENT) }
         if newName == "media" {
-            let text = file.lock.withLock { String(decoding: $0.data, as: UTF8.self) }
-            let trimmed = text.hasSuffix("\n") ? String(text.dropLast()) : text
+            var request = file.lock.withLock { $0.data }
+            if request.last == 0x0A { request.removeLast() }
             do throws(VMError) {
-                if trimmed.isEmpty {
+                if request.isEmpty {
                     if host.drive(id: id)?.loaded != nil { try host.eject(driveID: id, by: credentials(ctx)) }
                 } else {
-                    _ = try host.insert(driveID: id, text: trimmed, by: credentials(ctx))
+                    _ = try host.insert(driveID: id, request: request, by: credentials(ctx))
                 }
             } catch { return reply.fail(error.errno) }
             _ = temporaries.withLock { $0.removeValue(forKey: key) }

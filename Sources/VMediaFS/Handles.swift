@@ -69,15 +69,15 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
     }
 
     /// Adds written bytes; returns the complete lines now available (without their newlines).
-    func append(_ data: UnsafeRawBufferPointer) -> [String] {
+    func append(_ data: UnsafeRawBufferPointer) -> [[UInt8]] {
         let whole = wholeFile
         return state.withLock { s in
             s.wrote = true
             s.buffer.append(contentsOf: data)
-            var lines: [String] = []
+            var lines: [[UInt8]] = []
             if whole { return lines }
             while let nl = s.buffer.firstIndex(of: 0x0A) {
-                lines.append(String(decoding: s.buffer[..<nl], as: UTF8.self))
+                lines.append(Array(s.buffer[..<nl]))
                 s.buffer.removeSubrange(...nl)
             }
             if !lines.isEmpty { s.done = true }
@@ -85,7 +85,7 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
         }
     }
 
-    enum Pending { case nothing, line(String), truncate }
+    enum Pending { case nothing, line([UInt8]), truncate }
 
     /// What a close must still do: an unterminated line (or, for whole-file targets, what
     /// was written), or the eject/clear asked for by a truncation with nothing written.
@@ -102,10 +102,10 @@ final class ControlWriter: OpenHandle, @unchecked Sendable {
                 guard !s.done, s.wrote || (s.truncated && atRelease) else { return .nothing }
                 s.done = true
                 defer { s.buffer.removeAll() }
-                return .line(String(decoding: s.buffer, as: UTF8.self))
+                return .line(s.buffer)
             }
             if !s.buffer.isEmpty {
-                let line = String(decoding: s.buffer, as: UTF8.self)
+                let line = s.buffer
                 s.buffer.removeAll()
                 s.done = true
                 return .line(line)

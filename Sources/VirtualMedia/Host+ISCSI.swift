@@ -22,30 +22,17 @@ public enum ISCSINames {
 
 extension Host {
     /// Replaces who may log in to a guest over iSCSI: one initiator name per line (blank
-    /// lines and `#` comments ignored). Only the guest's owner (or root) may.
-    public func setInitiators(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
-        var names: [String] = []
-        for raw in text.split(separator: "\n") {
-            let line = raw.trimmingWhitespace()
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            guard ISCSINames.isValidInitiator(line) else { throw VMError(EINVAL, "'\(line)' is not an iSCSI initiator name (iqn., eui. or naa.)") }
-            if !names.contains(where: { $0.lowercased() == line.lowercased() }) { names.append(line) }
-        }
+    /// lines and `#` comments ignored; `ControlText.initiators`). Only the guest's owner (or
+    /// root) may.
+    public func setInitiators<C: Collection<UInt8>>(guestID: Int64, text: C, by user: Credentials) throws(VMError) {
+        let names = try ControlText.initiators(text)
         try changeAccess(guestID: guestID, by: user, what: "initiators") { $0.initiators = names }
     }
 
     /// Sets the CHAP credentials a guest's initiators must present: `user:secret`, or
-    /// nothing to require none. Only the guest's owner (or root) may.
-    public func setChap(guestID: Int64, text: String, by user: Credentials) throws(VMError) {
-        let line = text.trimmingWhitespace()
-        if !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex, line.index(after: colon) != line.endIndex else {
-                throw VMError(EINVAL, "chap takes user:secret")
-            }
-            guard !line.contains("\n") else { throw VMError(EINVAL, "chap takes one line") }
-            let secret = line[line.index(after: colon)...]
-            guard secret.utf8.count >= 12 else { throw VMError(EINVAL, "a CHAP secret needs at least 12 characters (RFC 7143)") }
-        }
+    /// nothing to require none (`ControlText.chap`). Only the guest's owner (or root) may.
+    public func setChap<C: Collection<UInt8>>(guestID: Int64, text: C, by user: Credentials) throws(VMError) {
+        let line = try ControlText.chap(text)
         try changeAccess(guestID: guestID, by: user, what: "chap") { $0.chap = line }
     }
 

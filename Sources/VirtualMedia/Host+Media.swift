@@ -7,8 +7,15 @@ extension Host {
     /// step; if the new image is refused the old one stays. Returns the resolved path.
     /// A refusal is recorded as `last_error`, in the history, the log and `events`.
     public func insert(driveID: Int64, text: String, by user: Credentials) throws(VMError) -> String {
+        try insert(driveID: driveID, request: Array(text.utf8), by: user)
+    }
+
+    /// Inserts what was written to `media`, as raw bytes (`ControlText.mediaRequest` says
+    /// which are refused), for `user`.
+    public func insert(driveID: Int64, request: [UInt8], by user: Credentials) throws(VMError) -> String {
+        let text = String(decoding: request, as: UTF8.self)
         do {
-            let path = try resolve(text)
+            let path = try resolve(try ControlText.mediaRequest(request))
             let opened = try policy.open(path, as: user)
             let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
                                      onChange: { [weak self] why in self?.backingChanged(driveID: driveID, reason: why) })
@@ -19,14 +26,10 @@ extension Host {
         }
     }
 
-    private func resolve(_ text: String) throws(VMError) -> String {
-        var t = Substring(text)
-        while t.last == "\n" || t.last == "\r" { t = t.dropLast() }
-        guard !t.isEmpty else { throw VMError(EINVAL, "empty path") }
-        guard t.utf8.count < Int(PATH_MAX) else { throw VMError(ENAMETOOLONG, "path longer than PATH_MAX") }
-        guard !t.contains("\n") else { throw VMError(EINVAL, "one path per write") }
-        if t.hasPrefix("/") { return String(t) }
-        guard let item = libraryItem(named: String(t)) else { throw VMError(ENOENT, "no library image named \(t)") }
+    /// An absolute path as it is; anything else names a `library/` image.
+    private func resolve(_ request: String) throws(VMError) -> String {
+        if request.hasPrefix("/") { return request }
+        guard let item = libraryItem(named: request) else { throw VMError(ENOENT, "no library image named \(request)") }
         return item.path
     }
 
