@@ -29,10 +29,21 @@ public enum Log {
 }
 
 extension String {
-    /// The text on one line: log and status values must never span lines.
+    /// The text on one line: log and status values must never span lines. Newlines become
+    /// spaces; other control characters (NUL, escape, ...) are written as `\xNN`.
     func replacingNewlines() -> String {
-        guard contains(where: { $0 == "\n" || $0 == "\r" }) else { return self }
-        return String(map { $0 == "\n" || $0 == "\r" ? " " : $0 })
+        guard unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return self }
+        var out = ""
+        for u in unicodeScalars {
+            switch u.value {
+            case 0x0A, 0x0D: out += " "
+            case 0..<0x20, 0x7F:
+                let hex = String(u.value, radix: 16)
+                out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 }
 
