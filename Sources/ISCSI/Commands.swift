@@ -45,11 +45,7 @@ extension ISCSIConnection {
         let flags = pdu.flags
         let writes = flags & 0x20 != 0
         let expected = Int(pdu.u32(at: 20))
-        var cdb = Array(pdu.bhs[32..<48])
-        if pdu.ahs.count >= 4, pdu.ahs[2] == 0x01 {  // Extended CDB AHS (11.2.2.3)
-            let length = Int(pdu.ahs[0]) << 8 | Int(pdu.ahs[1])
-            cdb += pdu.ahs[4..<min(pdu.ahs.count, 3 + length)]
-        }
+        guard let cdb = ISCSIConnection.cdb(of: pdu) else { return close() }  // malformed AHS
         let task = CommandTask(itt: pdu.initiatorTaskTag, lunField: pdu.lunField, lun: pdu.lun, cdb: cdb,
                                expectedLength: expected, readsData: flags & 0x40 != 0)
         if !pdu.data.isEmpty {  // immediate data: only if negotiated, for writes, within FirstBurstLength
@@ -67,6 +63,17 @@ extension ISCSIConnection {
         // F=1: no unsolicited Data-Out follows (InitialR2T=Yes), so ask for the rest now.
         if task.waitingForData && flags & 0x80 != 0 { requestData(task) }
         pump()
+    }
+
+    /// A command's CDB: bytes 32-47 of the BHS, then those of an Extended CDB AHS (RFC 7143
+    /// 11.2.2.3) when the first AHS is one. Its AHSLength counts a reserved byte plus the CDB bytes
+    /// past 16, so it is at least 1 and fits in the AHS the PDU carries; nil when it does not.
+    static func cdb(of pdu: ISCSIPDU) -> [UInt8]? {
+        let base = Array(pdu.bhs[32..<48])
+        guard pdu.ahs.count >= 4, pdu.ahs[2] == 0x01 else { return base }
+        let length = Int(pdu.ahs[0]) << 8 | Int(pdu.ahs[1])
+        guard length >= 1, 3 + length <= pdu.ahs.count else { return nil }
+        return base + pdu.ahs[4..<3 + length]
     }
 
     /// Sends an R2T for the next burst of `task`'s data (RFC 7143 11.8).
