@@ -58,6 +58,9 @@ struct ServerLimits: Sendable {
     var commandWindow = 64
     /// A connection not in full feature phase after this long is closed.
     var loginTimeout: TimeAmount = .seconds(30)
+    /// Write data that queued commands may hold at once (immediate data and the first command's
+    /// collected Data-Out); a command that would pass it is answered BUSY.
+    var maxQueuedData = 1_048_576
     /// Writes of a READ's data are made in chunks of about this many bytes.
     var readChunk = 1_048_576
     /// Idle time after which we ping the initiator, and then close if it stays silent as long.

@@ -53,3 +53,78 @@ final class HostileInitiatorTests: XCTestCase {
         try assertServing()
     }
 }
+
+/// Memory a session's queued commands may hold, measured on the `iscsi-demo` process.
+final class QueuedDataTests: XCTestCase {
+    var demo: DemoServer!
+
+    override func setUpWithError() throws { demo = try DemoServer() }
+    override func tearDown() { demo?.stop() }
+
+    func loggedIn() throws -> MiniInitiator {
+        let i = try XCTUnwrap(MiniInitiator(port: demo.port, timeoutSeconds: 20))
+        XCTAssertEqual(i.login(initiator: HostileInitiatorTests.host, target: DemoServer.target), 0)
+        _ = i.command([0x00])
+        return i
+    }
+
+    /// WRITE(10) of 512 blocks (1 MiB), with `immediate` bytes of immediate data.
+    func write(_ i: MiniInitiator, immediate: Int = 0) -> [UInt8] {
+        var p = i.commandPDU([0x2A, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0], expected: 1 << 20, reads: false, writes: true)
+        p.data = [UInt8](repeating: 0xEE, count: immediate)
+        return i.wireBytes(p)
+    }
+
+    /// A full window (64) of 1 MiB write-direction commands and no data: before, each had its
+    /// whole 1 MiB buffer allocated when it was queued, 64 MiB for 3 KiB sent.
+    func testQueuedWritesHoldNoBufferBeforeTheirData() throws {
+        let i = try loggedIn()
+        XCTAssertTrue(i.roundTrip())
+        let before = demo.rssKiB
+        XCTAssertTrue(i.trySendRaw((0..<64).flatMap { _ in write(i) }))
+        XCTAssertTrue(i.roundTrip(), "all 64 handled before the ping's answer")
+        let growth = demo.rssKiB - before
+        print("64 queued 1 MiB writes: iscsi-demo VmRSS \(before) -> \(before + growth) KiB")
+        XCTAssertLessThan(growth, 16 * 1024)
+        XCTAssertTrue(demo.isRunning)
+    }
+
+    /// Behind a command waiting for its data, commands with immediate data are queued up to
+    /// 1 MiB of it; the ones past that are answered BUSY at once, and the session lives on.
+    func testImmediateDataPastTheQueueBudgetIsAnsweredBusy() throws {
+        let i = try loggedIn()
+        var bytes = write(i)  // waits for its 1 MiB (R2T): everything behind it queues
+        for _ in 0..<20 { bytes += write(i, immediate: 65_536) }
+        XCTAssertTrue(i.trySendRaw(bytes))
+        var busy = 0, r2t = 0
+        let ping = i.pingPDU()
+        i.send(ping)
+        while let r = i.receive(), !(r.opcode == .nopIn && r.initiatorTaskTag == ping.initiatorTaskTag) {
+            if r.opcode == .scsiResponse && r.bhs[3] == 0x08 { busy += 1 }
+            if r.opcode == .readyToTransfer { r2t += 1 }
+        }
+        XCTAssertEqual(r2t, 1, "only the first command is asked for its data")
+        XCTAssertEqual(busy, 4, "16 x 64 KiB fit in the 1 MiB budget")
+    }
+
+    /// Data-Out at an offset other than the next one (DataPDUInOrder=Yes) closes the connection,
+    /// and so does unsolicited Data-Out (InitialR2T=Yes).
+    func testOutOfOrderAndUnsolicitedDataOutClose() throws {
+        for unsolicited in [false, true] {
+            let i = try loggedIn()
+            let cmd = i.commandPDU([0x55, 0x10, 0, 0, 0, 0, 0, 0, 20, 0], expected: 20, reads: false, writes: true)
+            i.send(cmd)
+            let r2t = try XCTUnwrap(i.receive())
+            XCTAssertEqual(r2t.opcode, .readyToTransfer)
+            var out = ISCSIPDU(opcode: .dataOut, flags: 0x80)
+            out.initiatorTaskTag = cmd.initiatorTaskTag
+            out.setU32(unsolicited ? ISCSIPDU.reservedTag : r2t.u32(at: 20), at: 20)
+            out.setU32(unsolicited ? 0 : 8, at: 40)
+            out.data = [UInt8](repeating: 0, count: 12)
+            i.send(out)
+            i.limitReceives(seconds: 20)
+            XCTAssertTrue(i.waitForClose())
+        }
+        XCTAssertNotNil(try loggedIn().read(lba: 0, blocks: 1))
+    }
+}
