@@ -63,6 +63,9 @@ struct ServerLimits: Sendable {
     var maxQueuedData = 1_048_576
     /// Writes of a READ's data are made in chunks of about this many bytes.
     var readChunk = 1_048_576
+    /// How long a last response (login refusal, Logout Response) may take to reach a peer that
+    /// is not reading before the connection is closed without it.
+    var closeGrace: TimeAmount = .seconds(5)
     /// Idle time after which we ping the initiator, and then close if it stays silent as long.
     var pingInterval: TimeAmount = .seconds(30)
 }
@@ -222,6 +225,12 @@ public final class ISCSIServer: Sendable {
         }
         try? services.pool.syncShutdownGracefully()  // runs the detaches still queued
         try? group.syncShutdownGracefully()
+    }
+
+    /// Bytes written to connections and not yet taken by the kernel, over all connections (for
+    /// tests: what a peer that stops reading makes us hold).
+    var bufferedOutboundBytes: Int {
+        services.openChannels.reduce(0) { $0 + ((try? $1.getOption(.bufferedWritableBytes).wait()) ?? 0) }
     }
 
     /// Open connections and logged-in sessions, for tests and `status`.

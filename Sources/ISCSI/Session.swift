@@ -37,6 +37,8 @@ final class ISCSIConnection: ChannelInboundHandler {
     var pendingText: (ttt: UInt32, data: [UInt8])?
     var textRequestBuffer: [UInt8] = []
     var loginTimer: Scheduled<Void>?
+    /// Closes the connection if its last response is not written within `closeGrace`.
+    var closeTimer: Scheduled<Void>?
     var sawLoginRequest = false
     /// Set by every PDU received; the ping timer clears it (see `checkAlive`).
     var heardFromInitiator = true
@@ -114,6 +116,19 @@ final class ISCSIConnection: ChannelInboundHandler {
         }
     }
 
+    /// Sends a last response and closes the connection once it is written, or after
+    /// `closeGrace` if the peer does not take it (a peer that stopped reading cannot keep the
+    /// connection, and the session's locks, that way). Nothing is received meanwhile.
+    func sendLastAndClose(_ pdu: ISCSIPDU) {
+        guard let context else { return }
+        phase = .closed
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(pdu)).whenComplete { _ in loopBound.value.close(promise: nil) }
+        closeTimer = context.eventLoop.scheduleTask(in: services.limits.closeGrace) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
     /// Closes the connection; `teardown` follows from channelInactive.
     func close() {
         guard phase != .closed else { return }
@@ -126,6 +141,7 @@ final class ISCSIConnection: ChannelInboundHandler {
     private func teardown() {
         phase = .closed
         loginTimer?.cancel()
+        closeTimer?.cancel()
         pingTimer?.cancel()
         tasks.removeAll()
         if let channel = context?.channel { services.forget(channel) }
@@ -160,10 +176,7 @@ final class ISCSIConnection: ChannelInboundHandler {
         case .proceed:
             send(response)
         case .refused:
-            guard let context else { return }
-            phase = .closed
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(response)).whenComplete { _ in loopBound.value.close(promise: nil) }
+            sendLastAndClose(response)
         case .fullFeature:
             send(response)
             enterFullFeature()
