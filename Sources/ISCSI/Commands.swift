@@ -119,7 +119,9 @@ extension ISCSIConnection {
     }
 
     /// Starts the first queued command if none is running and its data is complete; asks for
-    /// the data (R2T) when it is not.
+    /// the data (R2T) when it is not. While the connection's output is above its watermark
+    /// nothing starts (`channelWritabilityChanged` calls again), so a peer that does not read
+    /// holds at most one command's answer here.
     func pump() {
         guard !running, phase == .fullFeature, let task = tasks.first else { return }
         if task.aborted { tasks.removeFirst(); return pump() }
@@ -127,7 +129,7 @@ extension ISCSIConnection {
             if task.r2tTag == nil { requestData(task) }
             return
         }
-        guard case .normal(let target) = kind, let context else { return }
+        guard case .normal(let target) = kind, let context, context.channel.isWritable else { return }
         running = true
         let prefetch = task.readsData ? min(task.expectedLength, services.limits.readChunk) : 0
         let request = CommandRequest(target: target, lun: task.lun, cdb: task.cdb, dataOut: task.dataOut,

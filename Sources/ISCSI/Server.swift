@@ -192,6 +192,10 @@ public final class ISCSIServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let framing = FramingState()
                     let ops = channel.pipeline.syncOperations
+                    // Stops reading from a peer while its connection cannot take more output
+                    // (above the write watermark), so a peer that sends and never reads makes us
+                    // hold a bounded amount: one read's worth of PDUs, one READ chunk.
+                    try ops.addHandler(BackPressureHandler())
                     try ops.addHandler(ByteToMessageHandler(PDUDecoder(state: framing)))
                     try ops.addHandler(MessageToByteHandler(PDUEncoder(state: framing)))
                     try ops.addHandler(ISCSIConnection(framing: framing, services: services))

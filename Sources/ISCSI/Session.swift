@@ -101,6 +101,12 @@ final class ISCSIConnection: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// Output drained below the watermark: the next command may run (see `pump`).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pump() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         close()  // framing errors, resets: this connection only
     }

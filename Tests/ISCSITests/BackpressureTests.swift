@@ -52,6 +52,38 @@ final class BackpressureTests: XCTestCase {
         XCTAssertTrue(i.logout(), file: file, line: line)
     }
 
+    /// A window of 1 MiB READs and no reading: before, every one was answered into the
+    /// connection's buffer (tens of MiB); now the next command waits until the data drains.
+    func testReadsNobodyReadsAreNotBuffered() throws {
+        let i = try loggedIn()
+        i.limitSends(seconds: 2)
+        let reads = (0..<64).flatMap { _ in
+            i.wireBytes(i.commandPDU([0x28, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0], expected: 1 << 20, reads: true))
+        }
+        XCTAssertTrue(i.trySendRaw(reads))
+        let peak = peakBuffered(over: 3, stopAbove: 8 << 20)
+        print("64 unread 1 MiB READs: the server buffered at most \(peak) bytes")
+        XCTAssertLessThan(peak, 4 << 20)
+        try assertServing()
+    }
+
+    /// NOP-Out pings with 64 KiB each, never reading the echoes: before, the server kept reading
+    /// and buffered every echo; now it stops reading while it cannot write.
+    func testPingFloodIsNotBuffered() throws {
+        let i = try loggedIn(maxRecv: 262_144)
+        i.limitSends(seconds: 2)
+        let ping = [UInt8](repeating: 0x5A, count: 65_536)
+        var sent = 0, peak = 0
+        while sent < 1000, peak <= 8 << 20, i.trySendRaw(i.wireBytes(i.pingPDU(data: ping))) {
+            sent += 1
+            peak = max(peak, server.bufferedOutboundBytes)
+        }
+        print("\(sent) unread 64 KiB pings: the server buffered at most \(peak) bytes")
+        XCTAssertLessThan(sent, 1000, "the server stopped reading")
+        XCTAssertLessThan(peak, 4 << 20)
+        try assertServing()
+    }
+
     /// Logout behind a 32 MiB READ nobody reads: the Logout Response can never be written.
     /// Before, the connection then stayed open for good (no ping once logging out, the close
     /// waited for that write), holding its lock; now it is closed anyway.
