@@ -9,6 +9,8 @@ final class CommandTask {
     let cdb: [UInt8]
     let expectedLength: Int
     let readsData: Bool
+    /// Sent without the I bit: it took a place in the CmdSN window.
+    let tookCmdSN: Bool
     /// Write-direction data collected before the command runs (immediate data, then R2T/Data-Out),
     /// grown as it arrives: a queued command holds only the bytes it was sent.
     var dataOut: [UInt8] = []
@@ -20,13 +22,15 @@ final class CommandTask {
     /// Aborted by task management: it finishes silently.
     var aborted = false
 
-    init(itt: UInt32, lunField: UInt64, lun: UInt64, cdb: [UInt8], expectedLength: Int, readsData: Bool) {
+    init(itt: UInt32, lunField: UInt64, lun: UInt64, cdb: [UInt8], expectedLength: Int, readsData: Bool,
+         tookCmdSN: Bool) {
         self.itt = itt
         self.lunField = lunField
         self.lun = lun
         self.cdb = cdb
         self.expectedLength = expectedLength
         self.readsData = readsData
+        self.tookCmdSN = tookCmdSN
     }
 
     var waitingForData: Bool { collecting && received < expectedLength }
@@ -42,13 +46,14 @@ extension ISCSIConnection {
     func handleCommand(_ pdu: ISCSIPDU) {
         guard case .normal = kind else { return reject(pdu, RejectReason.protocolError) }
         guard acceptCmdSN(pdu) else { return }
-        guard tasks.count < 4 * services.limits.commandWindow else { return close() }  // ignores MaxCmdSN
+        // Past the window and three more of immediate commands: a peer that ignores MaxCmdSN.
+        guard tasks.count < 4 * services.limits.commandWindow else { return close() }
         let flags = pdu.flags
         let writes = flags & 0x20 != 0
         let expected = Int(pdu.u32(at: 20))
         guard let cdb = ISCSIConnection.cdb(of: pdu) else { return close() }  // malformed AHS
         let task = CommandTask(itt: pdu.initiatorTaskTag, lunField: pdu.lunField, lun: pdu.lun, cdb: cdb,
-                               expectedLength: expected, readsData: flags & 0x40 != 0)
+                               expectedLength: expected, readsData: flags & 0x40 != 0, tookCmdSN: !pdu.immediate)
         if !pdu.data.isEmpty {  // immediate data: only if negotiated, for writes, within FirstBurstLength
             guard parameters.immediateData, writes, pdu.data.count <= min(expected, parameters.firstBurstLength) else { return close() }
         }

@@ -57,13 +57,21 @@ final class ISCSIConnection: ChannelInboundHandler {
         self.login = LoginMachine(targetMaxRecvDataSegmentLength: services.limits.maxRecvDataSegmentLength)
     }
 
-    /// The numbers every response carries. MaxCmdSN shrinks the window by the commands queued,
-    /// so a peer that ignores it cannot make the queue grow; it never decreases.
+    /// The numbers every response carries. MaxCmdSN shrinks the window by the commands that
+    /// took a CmdSN and wait, down to a closed window (MaxCmdSN = ExpCmdSN - 1) when `commandWindow`
+    /// of them wait, so a peer that keeps to it queues at most that many and one running. It never
+    /// decreases: each command accepted raises ExpCmdSN as it adds one waiting; immediate
+    /// commands take no CmdSN and are not counted (`handleCommand` caps them).
     var sequence: SequenceNumbers {
         let window = UInt32(services.limits.commandWindow)
-        // The running command is not counted: its response (which carries these numbers) frees it.
-        let queued = UInt32(max(0, min(tasks.count - (running ? 1 : 0), services.limits.commandWindow - 1)))
-        return SequenceNumbers(statSN: statSN, expCmdSN: expCmdSN, maxCmdSN: expCmdSN &+ window &- 1 &- queued)
+        return SequenceNumbers(statSN: statSN, expCmdSN: expCmdSN,
+                               maxCmdSN: expCmdSN &+ window &- 1 &- UInt32(waitingInWindow))
+    }
+
+    /// Commands that took a CmdSN and have not started (the running one is not counted: its
+    /// response, which carries the numbers, frees its place).
+    var waitingInWindow: Int {
+        tasks.indices.reduce(0) { n, k in n + (tasks[k].tookCmdSN && !(running && k == 0) ? 1 : 0) }
     }
 
     /// The numbers for a response that carries status: StatSN is used, then advanced.
