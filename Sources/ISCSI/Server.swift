@@ -114,6 +114,19 @@ final class SessionRegistry: Sendable {
         var nextTSIH: UInt16 = 1
     }
     private let state = Mutex(State())
+    /// Held while one report is read and delivered (lock order: this, then `state`).
+    private let reporting = Mutex(())
+
+    /// Tells the provider `target`'s initiators as they are when this runs. Reports are
+    /// delivered one at a time, each reading the registry afresh, so the last one the provider
+    /// hears is the latest state; before, a list computed at login could overtake the logout's
+    /// on the other pool thread and stay in `status`. Called on the thread pool.
+    func report(_ target: String, to provider: any ISCSIProvider) {
+        reporting.withLock { _ in
+            let now = state.withLock { SessionRegistry.initiators(of: target, $0.sessions) }
+            provider.sessionsChanged(target: target, initiators: now)
+        }
+    }
 
     /// A session handle not in use (never 0).
     func allocateTSIH() -> UInt16 {
@@ -124,23 +137,19 @@ final class SessionRegistry: Sendable {
         }
     }
 
-    /// Adds a session; returns the sessions it reinstates (same initiator, ISID and target) and
-    /// the target's initiators now.
-    func add(_ tsih: UInt16, _ entry: Entry) -> (replaced: [Entry], initiators: [String]) {
+    /// Adds a session; returns the sessions it reinstates (same initiator, ISID and target).
+    func add(_ tsih: UInt16, _ entry: Entry) -> [Entry] {
         state.withLock { s in
             let old = s.sessions.filter { $0.value.initiator == entry.initiator && $0.value.isid == entry.isid
                 && $0.value.target == entry.target }
             s.sessions[tsih] = entry
-            return (Array(old.values), SessionRegistry.initiators(of: entry.target, s.sessions))
+            return Array(old.values)
         }
     }
 
-    /// Removes a session; returns its target's initiators now (nil if it was not registered).
-    func remove(_ tsih: UInt16) -> (target: String, initiators: [String])? {
-        state.withLock { s in
-            guard let e = s.sessions.removeValue(forKey: tsih) else { return nil }
-            return (e.target, SessionRegistry.initiators(of: e.target, s.sessions))
-        }
+    /// Removes a session; returns its target (nil if it was not registered).
+    func remove(_ tsih: UInt16) -> String? {
+        state.withLock { s in s.sessions.removeValue(forKey: tsih)?.target }
     }
 
     var count: Int { state.withLock { $0.sessions.count } }

@@ -161,11 +161,12 @@ final class ISCSIConnection: ChannelInboundHandler {
         if let channel = context?.channel { services.forget(channel) }
         let nexus = self.nexus
         let provider = services.provider
-        let removed = registered ? services.registry.remove(tsih) : nil
+        let registry = services.registry
+        let removed = registered ? registry.remove(tsih) : nil
         registered = false
         services.pool.submit { _ in  // runs even when the pool is shutting down (state .cancelled)
             nexus.closeAndDetach()
-            if let removed { provider.sessionsChanged(target: removed.target, initiators: removed.initiators) }
+            if let removed { registry.report(removed, to: provider) }
         }
     }
 
@@ -218,11 +219,12 @@ final class ISCSIConnection: ChannelInboundHandler {
         let entry = SessionRegistry.Entry(target: target, initiator: initiatorName, isid: login.isid) {
             loop.execute { loopBound.value.close() }
         }
-        let (replaced, initiators) = services.registry.add(tsih, entry)
+        let registry = services.registry
+        let replaced = registry.add(tsih, entry)
         registered = true
         for old in replaced { old.close() }  // session reinstatement (RFC 7143 6.3.5)
         let provider = services.provider
-        services.pool.submit { _ in provider.sessionsChanged(target: target, initiators: initiators) }
+        services.pool.submit { _ in registry.report(target, to: provider) }
     }
 
     // MARK: full feature phase
