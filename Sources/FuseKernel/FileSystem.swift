@@ -18,6 +18,9 @@ public protocol FileSystem: AnyObject, Sendable {
     func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming EntryReply)
     func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply)
     func setattr(_ ctx: RequestContext, ino: UInt64, changes: AttributeChanges, reply: consuming AttributeReply)
+    /// access(2), asked only on mounts without `default_permissions` (the kernel checks
+    /// modes itself otherwise). `mask` is R_OK, W_OK, X_OK or F_OK (0).
+    func access(_ ctx: RequestContext, ino: UInt64, mask: Int32, reply: consuming StatusReply)
     func readlink(_ ctx: RequestContext, ino: UInt64, reply: consuming LinkReply)
     func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply)
     func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply)
@@ -27,7 +30,9 @@ public protocol FileSystem: AnyObject, Sendable {
     func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, flags: Int32,
                 reply: consuming CreateReply)
     func open(_ ctx: RequestContext, ino: UInt64, flags: Int32, reply: consuming OpenReply)
-    func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int,
+    /// `flags` are the open file's flags as they are now (`fcntl(F_SETFL)` may have set
+    /// O_NONBLOCK since the open).
+    func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
               reply: consuming DataReply)
     func write(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64,
                data: UnsafeRawBufferPointer, reply: consuming WriteReply)
@@ -56,6 +61,8 @@ extension FileSystem {
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming EntryReply) { reply.fail(ENOSYS) }
     public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) { reply.fail(ENOSYS) }
     public func setattr(_ ctx: RequestContext, ino: UInt64, changes: AttributeChanges, reply: consuming AttributeReply) { reply.fail(ENOSYS) }
+    /// ENOSYS: the kernel stops asking and allows every access.
+    public func access(_ ctx: RequestContext, ino: UInt64, mask: Int32, reply: consuming StatusReply) { reply.fail(ENOSYS) }
     public func readlink(_ ctx: RequestContext, ino: UInt64, reply: consuming LinkReply) { reply.fail(ENOSYS) }
     public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply) { reply.fail(ENOSYS) }
     public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply) { reply.fail(ENOSYS) }
@@ -65,7 +72,7 @@ extension FileSystem {
     public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, flags: Int32,
                        reply: consuming CreateReply) { reply.fail(ENOSYS) }
     public func open(_ ctx: RequestContext, ino: UInt64, flags: Int32, reply: consuming OpenReply) { reply.fail(ENOSYS) }
-    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int,
+    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
                      reply: consuming DataReply) { reply.fail(ENOSYS) }
     public func write(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64,
                       data: UnsafeRawBufferPointer, reply: consuming WriteReply) { reply.fail(ENOSYS) }

@@ -74,6 +74,10 @@ func makeOperations() -> fuse_lowlevel_ops {
         ch.handle = fi?.pointee.fh
         fs(req).setattr(context(req, withGroups: true), ino: ino, changes: ch, reply: AttributeReply(req))
     }
+    ops.access = { req, ino, mask in
+        guard let req else { return }
+        fs(req).access(context(req, withGroups: true), ino: ino, mask: mask, reply: StatusReply(req))
+    }
     ops.readlink = { req, ino in
         guard let req else { return }
         fs(req).readlink(context(req, withGroups: false), ino: ino, reply: LinkReply(req))
@@ -112,7 +116,7 @@ func makeOperations() -> fuse_lowlevel_ops {
     ops.read = { req, ino, size, off, fi in
         guard let req, let fi else { return }
         fs(req).read(context(req, withGroups: false), ino: ino, handle: fi.pointee.fh, offset: UInt64(max(0, off)),
-                     size: size, reply: DataReply(req))
+                     size: size, flags: fi.pointee.flags, reply: DataReply(req))
     }
     ops.write = { req, ino, buf, size, off, fi in
         guard let req, let fi else { return }

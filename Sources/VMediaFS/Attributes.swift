@@ -149,6 +149,32 @@ extension VMediaFileSystem {
         } catch { reply.fail(error.errno) }
     }
 
+    /// access(2) on a mount without `default_permissions`: the usual owner, group and
+    /// other bits for the caller (root passes every read and write check, and an execute
+    /// check where any execute bit is set); writing anything of a disc (`disc`, `contents/`)
+    /// is EROFS, whoever asks.
+    public func access(_ ctx: RequestContext, ino: UInt64, mask: Int32, reply: consuming StatusReply) {
+        guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
+        let a: FileAttributes
+        do throws(FSError) { a = try attributes(key) } catch { return reply.fail(error.errno) }
+        if mask & W_OK != 0 {
+            switch key {
+            case .disc, .contents, .contentsRoot: return reply.fail(EROFS)
+            default: break
+            }
+        }
+        if mask == F_OK || permits(a, mask: mask, ctx) { reply.ok() } else { reply.fail(EACCES) }
+    }
+
+    private func permits(_ a: FileAttributes, mask: Int32, _ ctx: RequestContext) -> Bool {
+        if ctx.uid == 0 { return mask & X_OK == 0 || a.mode & 0o111 != 0 || a.mode & S_IFMT == S_IFDIR }
+        let bits: UInt32
+        if ctx.uid == a.uid { bits = (a.mode >> 6) & 7 }
+        else if ctx.gid == a.gid || ctx.groups.contains(a.gid) { bits = (a.mode >> 3) & 7 }
+        else { bits = a.mode & 7 }
+        return UInt32(mask) & 7 & ~bits == 0
+    }
+
     /// chmod and chown as on any directory: the owner (or root) may chmod, only root may
     /// give a directory away, the owner may change its group to one of their own.
     private func changed(_ o: Ownership, _ ch: AttributeChanges, _ ctx: RequestContext) throws(VMError) -> Ownership {

@@ -178,6 +178,8 @@ final class ContentsCache: Sendable {
         var mode = a.mode
         if mode & S_IFMT == 0 { mode |= ContentsCache.type(a.kind) }
         if a.kind == .other { mode = S_IFREG | (mode & 0o7777) }
+        // A disc is read-only: no write bits, so that access(2) and file managers agree.
+        mode &= ~0o222
         return FileAttributes(ino: ino, mode: mode, linkCount: max(1, a.linkCount), uid: a.uid, gid: a.gid,
                               size: a.kind == .symlink ? UInt64(a.symlinkTarget?.utf8.count ?? 0) : a.size,
                               accessTime: ts(a.accessTime), modificationTime: ts(a.modificationTime),

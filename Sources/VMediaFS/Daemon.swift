@@ -182,6 +182,9 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         if let k = o.readaheadKiB { sessionOptions.readaheadKiB = k }
         sessionOptions.maxRead = o.maxRead
         session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
+        // Before the mount: a SIGTERM that arrives as soon as the mount is seen must end the
+        // loop cleanly, not kill the process and leave a dead mount.
+        session.installSignalHandlers()
         try session.mount()
     } catch {
         Log.error("\(error)")
@@ -198,7 +201,6 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         if null >= 0 { for fd in Int32(0)...2 { dup2(null, fd) }; if null > 2 { close(null) } }
         Log.useSyslog()
     }
-    session.installSignalHandlers()
     let rc = session.run(maxThreads: o.singleThreaded ? 1 : 16)
     session.unmount()
     Log.info("unmounted \(o.mountpoint)")

@@ -21,18 +21,26 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
     private let waiting = Mutex(Waiting())
     private var subscription: EventSubscription!
     private let bus: EventBus
-    /// Opened with O_NONBLOCK: a read with nothing to give answers EAGAIN instead of waiting.
-    private let nonBlocking: Bool
 
-    init(fs: VMediaFileSystem, nonBlocking: Bool) {
+    init(fs: VMediaFileSystem) {
         bus = fs.host.events
-        self.nonBlocking = nonBlocking
         super.init()
         subscription = bus.subscribe { [weak self] in self?.wake() }
     }
 
-    func read(size: Int, reply: consuming DataReply) {
-        if let bytes = subscription.take(maxBytes: size) { return reply.data(bytes) }
+    /// What this reader has been handed, the last `historyLimit` bytes of it, with the
+    /// stream offset of its first byte. A reader may seek back into it and read again:
+    /// bash's `read` reads ahead and seeks back to the end of the line it used.
+    private let history = Mutex<(bytes: [UInt8], start: UInt64)>(([], 0))
+    static let historyLimit = 65536
+
+    /// Serves a read of this reader's stream, which starts when it opened `events`:
+    /// offsets below what it has been handed read those bytes again (while kept), any
+    /// other offset takes the next bytes, and waits for them when none are there. With
+    /// O_NONBLOCK (at open, or later through `fcntl`) it answers EAGAIN instead of waiting.
+    func read(offset: UInt64, size: Int, nonBlocking: Bool, reply: consuming DataReply) {
+        if let again = replay(from: offset, size: size) { return reply.data(again) }
+        if let bytes = takeNew(maxBytes: size) { return reply.data(bytes) }
         if nonBlocking { return reply.fail(EAGAIN) }
         waiting.withLock { $0.interrupted = false }
         reply.notifyOnInterrupt(id: fh)
@@ -48,6 +56,33 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         wake()
     }
 
+    /// Bytes already handed out, from `offset`: nil when `offset` is not before the end of
+    /// them; empty (an end of file) when they are no longer kept.
+    private func replay(from offset: UInt64, size: Int) -> [UInt8]? {
+        history.withLock { h -> [UInt8]? in
+            let end = h.start + UInt64(h.bytes.count)
+            guard offset < end else { return nil }
+            guard offset >= h.start else { return [] }
+            let from = Int(offset - h.start)
+            return Array(h.bytes[from..<min(h.bytes.count, from + size)])
+        }
+    }
+
+    /// The next bytes of the stream, at most `maxBytes`, remembered for `replay`.
+    /// Lock order: `waiting`, then `history`, then the subscription's queue.
+    private func takeNew(maxBytes: Int) -> [UInt8]? {
+        history.withLock { h -> [UInt8]? in
+            guard let bytes = subscription.take(maxBytes: maxBytes) else { return nil }
+            h.bytes += bytes
+            if h.bytes.count > Self.historyLimit {
+                let drop = h.bytes.count - Self.historyLimit
+                h.bytes.removeFirst(drop)
+                h.start += UInt64(drop)
+            }
+            return bytes
+        }
+    }
+
     /// Answers a waiting read if lines have arrived, and wakes a poller.
     private func wake() {
         guard let subscription, subscription.hasData else { return }
@@ -57,7 +92,7 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         }
         poll?.notify()
         waiting.withLock { w in
-            guard w.hasReply, let bytes = subscription.take(maxBytes: w.size) else { return }
+            guard w.hasReply, let bytes = takeNew(maxBytes: w.size) else { return }
             w.hasReply = false
             w.reply.take()?.data(bytes)
         }
@@ -75,10 +110,6 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         }
         reply?.fail(EINTR)
     }
-
-    /// The size `fstat` shows for this reader: what it has read plus what is waiting, so
-    /// that a follower (`tail -f`) sees the file grow when lines arrive.
-    var streamLength: UInt64 { subscription.streamLength }
 
     func poll(_ wake: PollHandle?) -> UInt32 {
         if subscription.hasData { return UInt32(POLLIN | POLLRDNORM) }

@@ -164,8 +164,6 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         let timeout: (Double, Double)
         switch key {
         case .media, .status, .temporary, .initiators, .chap: timeout = (volatileTimeout, volatileTimeout)
-        // Its size is the reader's stream so far (`getattr` with a handle): never kept.
-        case .events: timeout = (structureTimeout, volatileTimeout)
         // `disc` takes its mode from the drive: a chmod of the drive invalidates it.
         case .disc: timeout = (volatileTimeout, structureTimeout)
         // The names directly in `contents/` lead into one media generation's tree.
@@ -190,10 +188,7 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) {
         guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
         do throws(FSError) {
-            var e = try entry(key)
-            if case .events = key, let h = handle.flatMap(OpenHandle.from) as? EventsHandle {
-                e.attributes.size = h.streamLength
-            }
+            let e = try entry(key)
             reply.attributes(e.attributes, timeout: e.attributeTimeout)
         } catch { reply.fail(error.errno) }
     }

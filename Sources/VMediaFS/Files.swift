@@ -14,7 +14,7 @@ extension VMediaFileSystem {
             guard !writing else { return reply.fail(EACCES) }
             // Seekable, though every read takes the next bytes of the stream whatever its
             // offset: `tail` seeks before it follows (docs/contract.md, events).
-            let h = EventsHandle(fs: self, nonBlocking: flags & O_NONBLOCK != 0)
+            let h = EventsHandle(fs: self)
             reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true))
         case .disc:
             guard !writing else { return reply.fail(EROFS) }
@@ -68,7 +68,8 @@ extension VMediaFileSystem {
         }
     }
 
-    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, reply: consuming DataReply) {
+    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
+                     reply: consuming DataReply) {
         guard let h = OpenHandle.from(handle) else { return reply.fail(EBADF) }
         switch h {
         case let d as DiscHandle:
@@ -86,7 +87,7 @@ extension VMediaFileSystem {
             }
             reply.data(bytes)
         case let e as EventsHandle:
-            e.read(size: size, reply: reply)
+            e.read(offset: offset, size: size, nonBlocking: flags & O_NONBLOCK != 0, reply: reply)
         default:
             reply.fail(EBADF)
         }

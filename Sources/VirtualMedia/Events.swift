@@ -9,10 +9,6 @@ public final class EventSubscription: Sendable {
         var lines: [String] = []
         var dropped = 0
         var partial: ArraySlice<UInt8> = []
-        /// Bytes of `lines` with their newlines, so that the stream's size is cheap to give.
-        var lineBytes = 0
-        /// Bytes handed to the reader so far.
-        var delivered: UInt64 = 0
     }
     private let queue = Mutex(Queue())
     /// Called (outside every lock) when a line arrives; the FS layer wakes its readers.
@@ -24,11 +20,10 @@ public final class EventSubscription: Sendable {
     func push(_ line: String) {
         queue.withLock { q in
             if q.lines.count >= EventSubscription.capacity {
-                q.lineBytes -= q.lines.removeFirst().utf8.count + 1
+                q.lines.removeFirst()
                 q.dropped += 1
             }
             q.lines.append(line)
-            q.lineBytes += line.utf8.count + 1
         }
         wake()
     }
@@ -54,37 +49,25 @@ public final class EventSubscription: Sendable {
             if !q.partial.isEmpty {
                 let rest = q.partial
                 q.partial = []
-                guard give(rest) else { return finish(&q, out) }
+                guard give(rest) else { return out }
             }
             if q.dropped > 0 {
                 let line = Array("\(rfc3339(nowNanos())) overflow - dropped=\(q.dropped)\n".utf8)
                 q.dropped = 0
-                guard give(line[...]) else { return finish(&q, out) }
+                guard give(line[...]) else { return out }
             }
             var taken = 0
             for line in q.lines {
                 guard out.count < maxBytes else { break }
                 taken += 1
-                q.lineBytes -= line.utf8.count + 1
                 if !give((Array(line.utf8) + [0x0A])[...]) { break }
             }
             q.lines.removeFirst(taken)
-            return finish(&q, out)
+            return out.isEmpty ? nil : out
         }
     }
 
-    private func finish(_ q: inout Queue, _ out: [UInt8]) -> [UInt8]? {
-        q.delivered += UInt64(out.count)
-        return out.isEmpty ? nil : out
-    }
-
     public var hasData: Bool { queue.withLock { !$0.lines.isEmpty || $0.dropped > 0 || !$0.partial.isEmpty } }
-
-    /// The stream as a follower sees it: every byte handed out so far plus those waiting.
-    /// `tail -f` reads on when this grows.
-    public var streamLength: UInt64 {
-        queue.withLock { UInt64($0.delivered) + UInt64($0.lineBytes + $0.partial.count) + ($0.dropped > 0 ? 1 : 0) }
-    }
 }
 
 /// The `events` stream: every reader sees each line posted after it subscribed. A slow

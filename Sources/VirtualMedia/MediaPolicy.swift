@@ -188,7 +188,7 @@ final class BoundedOpener: Sendable {
             throw VMError(EAGAIN, "\(limit) image opens are still waiting for their file systems; try again later")
         }
         let attempt = Attempt()
-        Thread.detach { [self] in
+        DetachedThread.detach { [self] in
             let result: Result<(Int32, String), VMError>
             do throws(VMError) { result = .success(try body()) } catch { result = .failure(error) }
             let abandoned = attempt.outcome.withLock { o -> Bool in
@@ -218,7 +218,7 @@ final class BoundedOpener: Sendable {
 }
 
 /// A plain POSIX thread for work that may block for long (GCD's pool is shared and bounded).
-enum Thread {
+enum DetachedThread {
     static func detach(_ body: @escaping @Sendable () -> Void) {
         final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
         var attr = pthread_attr_t()
