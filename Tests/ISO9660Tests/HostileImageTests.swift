@@ -181,7 +181,9 @@ final class HostileImageTests: ImageTestCase {
         var id = try XCTUnwrap(volume.lookup("deep", in: Volume.rootID)).id
         id = try XCTUnwrap(volume.lookup("level1", in: id)).id
         id = try XCTUnwrap(volume.lookup("level2", in: id)).id
-        XCTAssertEqual(try volume.children(of: id), [], "directories below maxDepth list as empty")
+        XCTAssertThrowsError(try volume.children(of: id), "directories at maxDepth fail, never list as empty") { error in
+            XCTAssertEqual((error as? DiscFormatError)?.code, .limitExceeded)
+        }
         volume = try open(image, OpenOptions(maxEntriesPerDirectory: 5))
         XCTAssertLessThanOrEqual(try volume.children(of: Volume.rootID).count, 5)
         volume = try open(image, OpenOptions(maxNodes: 30))
