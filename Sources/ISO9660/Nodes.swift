@@ -117,7 +117,9 @@ public struct OpenOptions: Sendable {
     /// deeper than ISO 9660's 8 levels through Rock Ridge relocation, so the default is large;
     /// directory loops are cut off by the ancestor check, not by this limit.
     public var maxDepth: Int
-    /// At most this many bytes of one directory's data are parsed.
+    /// At most this many bytes of one directory's data are parsed. The default leaves room for
+    /// `maxEntriesPerDirectory` of the largest entries: a Rock Ridge record of a 255-byte name
+    /// fills about 254 bytes (8 to a sector), a UDF file identifier up to 296.
     public var maxDirectoryBytes: Int
     /// At most this many extents per file (multi-extent ISO files, UDF allocation descriptors).
     public var maxExtentsPerFile: Int
@@ -129,7 +131,7 @@ public struct OpenOptions: Sendable {
 
     public init(format: VolumeFormat? = nil, maxEntriesPerDirectory: Int = 250_000,
                 maxNodes: Int = 2_000_000, maxDepth: Int = OpenOptions.defaultMaxDepth,
-                maxDirectoryBytes: Int = 32 << 20, maxExtentsPerFile: Int = 65_536) {
+                maxDirectoryBytes: Int = 96 << 20, maxExtentsPerFile: Int = 65_536) {
         self.format = format
         self.maxEntriesPerDirectory = maxEntriesPerDirectory
         self.maxNodes = maxNodes
