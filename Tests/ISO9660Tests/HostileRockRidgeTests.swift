@@ -196,4 +196,40 @@ final class HostileRockRidgeTests: ImageTestCase {
         }
         XCTAssertEqual(volume.nodeCount, 1 + targets.count, "nothing outside the listed entries was reached")
     }
+
+    func testDirectoriesSharingExtentsStopAtTheNodeLimitWithoutFurtherParsing() throws {
+        try requireTools("xorriso")
+        let dir = try TempDir("dag")
+        var image = try base(dir)
+        // 40 levels; at each, "a" and "b" both name the next level's extent: 2^40 paths.
+        let levels = 40
+        let first = UInt32((image.bytes.count + 2047) / 2048)
+        for level in 0..<levels {
+            let block = first + UInt32(level), next = block + 1
+            var records = [ISOSynth.record([0], extent: block, length: 2048, directory: true),
+                           ISOSynth.record([1], extent: level == 0 ? image.rootBlock : block - 1, length: 2048, directory: true)]
+            if level + 1 < levels {
+                records += ["A", "B"].map { ISOSynth.record(Array($0.utf8), extent: next, length: 2048, directory: true, systemUse: ISOSynth.nm(Array($0.lowercased().utf8))) }
+            }
+            ISOSynth.append(&image.bytes, ISOSynth.extent(records))
+        }
+        ISOPatch.setBoth32(&image.bytes, at: image.bigRecord + 2, first)
+        let reader = CountingSectorReader(MemorySectorReader(bytes: image.bytes))
+        let volume = try Volume.open(reader, options: OpenOptions(maxNodes: 5000))
+        let start = Date()
+        var walk = BoundedWalk()
+        walk.walk(volume)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        XCTAssertLessThanOrEqual(walk.nodes, 5000)
+        XCTAssertEqual(volume.nodeCount, 5000)
+        // Once the table is full (root, big, hello, a, b), a directory not listed yet lists as
+        // empty without a sector read.
+        let small = try Volume.open(reader, options: OpenOptions(maxNodes: 5))
+        let big = try XCTUnwrap(small.lookup("big", in: Volume.rootID))
+        let a = try XCTUnwrap(small.lookup("a", in: big.id))
+        XCTAssertEqual(small.nodeCount, 5)
+        let before = reader.sectorsRead
+        XCTAssertEqual(try small.children(of: a.id), [])
+        XCTAssertEqual(reader.sectorsRead, before, "no parsing once the node table is full")
+    }
 }
