@@ -60,9 +60,11 @@ final class DeepTreeTests: ImageTestCase {
         try Self.makeChain(dir.sub("src"), levels: 1000)
         let image = dir.sub("deep.iso")
         try Tool.run("xorriso", ["-as", "mkisofs", "-quiet", "-R", "-o", image, dir.sub("src")])
+        let baseline = MemoryProbe.reset()
         let volume = try open(image)
         XCTAssertEqual(volume.format, .rockRidge)
         try assertBottom(volume, levels: 1000)
+        MemoryProbe.report("1000 levels, listed to the bottom", since: baseline)
         let middle = try descend(volume, levels: 500)
         XCTAssertEqual(Set(try volume.children(of: middle).map(\.name)), ["d", "mark500"])
     }

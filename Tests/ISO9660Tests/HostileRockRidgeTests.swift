@@ -70,9 +70,12 @@ final class HostileRockRidgeTests: ImageTestCase {
         }
         XCTAssertEqual(ISOSynth.append(&image.bytes, areas), firstArea)
         ISOSynth.graftDirectory(&image.bytes, recordAt: image.bigRecord, parentBlock: image.rootBlock, records)
+        let baseline = MemoryProbe.reset()
         let volume = try Volume.open(MemorySectorReader(bytes: image.bytes))
         let big = try XCTUnwrap(volume.lookup("big", in: Volume.rootID))
         let children = try timed(20, "listing 200,000 entries") { try volume.children(of: big.id) }
+        let grown = MemoryProbe.report("200,000 entries with 255-byte names", since: baseline)
+        XCTAssertLessThan(grown, 1 << 20, "bounded: under 1 GiB for 200,000 nodes")
         XCTAssertEqual(children.count, count)
         XCTAssertEqual(children.first?.name, longName(0))
         XCTAssertEqual(children.last?.name, longName(count - 1))
@@ -142,9 +145,11 @@ final class HostileRockRidgeTests: ImageTestCase {
             return file(image, String(format: "F%06d.;1", i), Array(String(format: "f%06d", i).utf8), extra: ce)
         }
         ISOSynth.graftDirectory(&image.bytes, recordAt: image.bigRecord, parentBlock: image.rootBlock, records)
+        let baseline = MemoryProbe.reset()
         let volume = try Volume.open(MemorySectorReader(bytes: image.bytes))
         let big = try XCTUnwrap(volume.lookup("big", in: Volume.rootID))
         let children = try timed(5, "listing records that all loop") { try volume.children(of: big.id) }
+        MemoryProbe.report("20,000 records in continuation loops", since: baseline)
         XCTAssertEqual(children.count, count)
         XCTAssertEqual(children.last?.name, "f019999")
     }
@@ -215,10 +220,12 @@ final class HostileRockRidgeTests: ImageTestCase {
         }
         ISOPatch.setBoth32(&image.bytes, at: image.bigRecord + 2, first)
         let reader = CountingSectorReader(MemorySectorReader(bytes: image.bytes))
+        let baseline = MemoryProbe.reset()
         let volume = try Volume.open(reader, options: OpenOptions(maxNodes: 5000))
         let start = Date()
         var walk = BoundedWalk()
         walk.walk(volume)
+        MemoryProbe.report("walk of 2^40 shared paths, maxNodes 5000", since: baseline)
         XCTAssertLessThan(Date().timeIntervalSince(start), 5)
         XCTAssertLessThanOrEqual(walk.nodes, 5000)
         XCTAssertEqual(volume.nodeCount, 5000)
