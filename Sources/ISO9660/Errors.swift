@@ -18,6 +18,9 @@ public struct DiscFormatError: Error, Sendable, CustomStringConvertible, Equatab
         case notDirectory
         /// A data range outside the disc.
         case outOfRange
+        /// A hard safety limit of `OpenOptions` was reached where a truncated view would be wrong,
+        /// e.g. a directory nested deeper than `OpenOptions.maxDepth`. Maps to `EIO`.
+        case limitExceeded
     }
 
     /// The family of the failure.

@@ -100,8 +100,10 @@ public enum VolumeFormat: Sendable, Equatable {
 
 /// Choices and safety limits for `Volume.open`.
 ///
-/// The limits bound memory and time on hostile images: when one is reached the affected listing is
-/// cut short (a truncated but safe view).
+/// The limits bound memory and time on hostile images. When `maxEntriesPerDirectory`, `maxNodes`,
+/// `maxDirectoryBytes` or `maxExtentsPerFile` is reached the affected listing is cut short (a
+/// truncated but safe view); `maxDepth` is a hard cap that fails with
+/// `DiscFormatError.Code.limitExceeded` instead, so that a deep tree is never shown silently cut.
 public struct OpenOptions: Sendable {
     /// Show this tree instead of the automatic choice (Rock Ridge, UDF, Joliet, ISO 9660);
     /// `Volume.open` throws if the disc does not have it.
@@ -110,16 +112,26 @@ public struct OpenOptions: Sendable {
     public var maxEntriesPerDirectory: Int
     /// At most this many nodes per volume (over all directories listed so far).
     public var maxNodes: Int
-    /// Directories nested deeper than this are shown empty.
+    /// Directories nested deeper than this (the root is depth 0) cannot be listed: `children(of:)`
+    /// and `lookup(_:in:)` on them throw `DiscFormatError.Code.limitExceeded`. Real discs nest
+    /// deeper than ISO 9660's 8 levels through Rock Ridge relocation, so the default is large;
+    /// directory loops are cut off by the ancestor check, not by this limit.
     public var maxDepth: Int
-    /// At most this many bytes of one directory's data are parsed.
+    /// At most this many bytes of one directory's data are parsed. The default leaves room for
+    /// `maxEntriesPerDirectory` of the largest entries: a Rock Ridge record of a 255-byte name
+    /// fills about 254 bytes (8 to a sector), a UDF file identifier up to 296.
     public var maxDirectoryBytes: Int
     /// At most this many extents per file (multi-extent ISO files, UDF allocation descriptors).
     public var maxExtentsPerFile: Int
 
+    /// The default `maxDepth`: deeper than any tree the tools write (xorriso stops where an image
+    /// path passes 4096 bytes: about 2048 levels of one-letter names), small enough that walking
+    /// a hostile chain of that depth stays quick.
+    public static let defaultMaxDepth = 4096
+
     public init(format: VolumeFormat? = nil, maxEntriesPerDirectory: Int = 250_000,
-                maxNodes: Int = 2_000_000, maxDepth: Int = 128,
-                maxDirectoryBytes: Int = 32 << 20, maxExtentsPerFile: Int = 65_536) {
+                maxNodes: Int = 2_000_000, maxDepth: Int = OpenOptions.defaultMaxDepth,
+                maxDirectoryBytes: Int = 96 << 20, maxExtentsPerFile: Int = 65_536) {
         self.format = format
         self.maxEntriesPerDirectory = maxEntriesPerDirectory
         self.maxNodes = maxNodes

@@ -79,9 +79,12 @@ struct Disc: Sendable {
 }
 
 /// A tiny per-walk cache of recently read sectors (SUSP continuation areas are often shared).
+/// One lives for one directory scan, and carries that scan's SUSP continuation budget.
 struct SectorCache {
     let disc: Disc
     private var entries: [(UInt64, [UInt8])] = []
+    /// SUSP continuation bytes this scan may still read (see `SUSP.maxBytesPerDirectory`).
+    var continuationBytesLeft = SUSP.maxBytesPerDirectory
 
     init(_ disc: Disc) { self.disc = disc }
 

@@ -60,7 +60,7 @@ enum CS0 {
 }
 
 /// A long_ad / lb_addr: a block within a partition reference.
-struct UDFAddress: Sendable, Equatable {
+struct UDFAddress: Sendable, Hashable {
     var block: UInt32
     var partition: UInt16
 }

@@ -135,6 +135,7 @@ struct UDFReader: Sendable {
         var area = entry.allocation
         var position = 0
         var hops = 0
+        var continuations: Set<UDFAddress> = []
         while remaining > 0, result.count < limit {
             guard position + width <= area.count else { break }
             let raw = area.le32(position)
@@ -149,8 +150,9 @@ struct UDFReader: Sendable {
             if length == 0 { break }
             if type == 3 {
                 // The rest of the descriptors continue in an allocation extent descriptor.
+                // A descriptor already read means the chain loops: what was found so far is the file.
                 hops += 1
-                guard hops <= UDFReader.maxAllocationExtents else { break }
+                guard hops <= UDFReader.maxAllocationExtents, continuations.insert(address).inserted else { break }
                 let b = try block(address)
                 guard UDFTag.verify(b) == UDFTag.allocationExtent else { break }
                 area = b.slice(24, Int(min(b.le32(20), UInt32(sectorSize - 24))))

@@ -177,10 +177,13 @@ public final class Volume: Sendable {
             throw DiscFormatError(.notDirectory, "\(current.entry.name.isEmpty ? "node \(id)" : current.entry.name) is not a directory")
         }
         if let error = current.entry.dataError { throw error }
-        var parsed: [ParsedEntry] = []
-        if current.depth < options.maxDepth {
-            parsed = try tree.list(source)
+        guard current.depth < options.maxDepth else {
+            throw DiscFormatError(.limitExceeded, "\(current.entry.name) is nested \(current.depth) directories deep, deeper than the limit of \(options.maxDepth)")
         }
+        // Past the node limit nothing more would be kept: do not parse at all, so that a walk of
+        // a hostile disc whose directories all share one huge extent stays quick.
+        let full = state.withLock { $0.nodes.count >= options.maxNodes }
+        let parsed = full ? [] : try tree.list(source)
         let ancestors = ancestorKeys(of: id)
         return state.withLock { state in
             let index = Int(id - 1)

@@ -181,23 +181,38 @@ final class HostileImageTests: ImageTestCase {
         var id = try XCTUnwrap(volume.lookup("deep", in: Volume.rootID)).id
         id = try XCTUnwrap(volume.lookup("level1", in: id)).id
         id = try XCTUnwrap(volume.lookup("level2", in: id)).id
-        XCTAssertEqual(try volume.children(of: id), [], "directories below maxDepth list as empty")
+        XCTAssertThrowsError(try volume.children(of: id), "directories at maxDepth fail, never list as empty") { error in
+            XCTAssertEqual((error as? DiscFormatError)?.code, .limitExceeded)
+        }
         volume = try open(image, OpenOptions(maxEntriesPerDirectory: 5))
         XCTAssertLessThanOrEqual(try volume.children(of: Volume.rootID).count, 5)
         volume = try open(image, OpenOptions(maxNodes: 30))
         XCTAssertLessThanOrEqual(timedWalk(volume).nodes, 30)
     }
 
-    func testSUSPContinuationLoopIsBounded() {
-        // Sector 20 holds an NM entry and a CE entry pointing back at sector 20 itself.
-        var bytes = [UInt8](repeating: 0, count: 24 * 2048)
-        let area: [UInt8] = [0x4E, 0x4D, 6, 1, 0, 0x41]     // NM "A"
-            + [0x43, 0x45, 28, 1] + [20, 0, 0, 0, 0, 0, 0, 20] + [0, 0, 0, 0, 0, 0, 0, 0] + [34, 0, 0, 0, 0, 0, 0, 34]
+    func testSUSPContinuationLoopsAndLongChainsAreBounded() {
+        // Sector 20 holds an NM entry and a CE entry pointing back at sector 20 itself: read once.
+        var bytes = [UInt8](repeating: 0, count: 80 * 2048)
+        let nmA: [UInt8] = [0x4E, 0x4D, 6, 1, 1, 0x41]      // NM "A", continued
+        func ce(_ block: Int, offset: UInt32 = 0, length: UInt32 = 34) -> [UInt8] {
+            ISOSynth.ce(block: UInt32(block), offset: offset, length: length)
+        }
+        let area = nmA + ce(20)
         bytes.replaceSubrange((20 * 2048)..<(20 * 2048 + area.count), with: area)
         var cache = SectorCache(Disc(MemorySectorReader(bytes: bytes)))
-        let entries = SUSP.entries(area, blockSize: 2048, cache: &cache)
-        XCTAssertEqual(entries.count, SUSP.maxContinuations + 1)
+        var entries = SUSP.entries(area, blockSize: 2048, cache: &cache)
+        XCTAssertEqual(RockRidgeInfo(entries).name, "AA", "the area itself, then its one continuation, then the loop is seen")
+        // A chain of 40 distinct areas (sectors 30...69) is followed for maxContinuations hops.
+        for sector in 30..<70 {
+            let link = nmA + ce(sector + 1)
+            bytes.replaceSubrange((sector * 2048)..<(sector * 2048 + link.count), with: link)
+        }
+        cache = SectorCache(Disc(MemorySectorReader(bytes: bytes)))
+        entries = SUSP.entries(nmA + ce(30), blockSize: 2048, cache: &cache)
         XCTAssertEqual(RockRidgeInfo(entries).name, String(repeating: "A", count: SUSP.maxContinuations + 1))
+        // An area that crosses a block boundary is not followed (Linux refuses it too).
+        entries = SUSP.entries(nmA + ce(30, offset: 2040, length: 34), blockSize: 2048, cache: &cache)
+        XCTAssertEqual(RockRidgeInfo(entries).name, "A")
     }
 
     func testTinyAndEmptyDiscs() {
