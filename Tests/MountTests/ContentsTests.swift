@@ -9,6 +9,8 @@ final class ContentsTests: MountTestCase {
     var media: String { fx.path("guests/aix01/cd0/media") }
 
     /// Lists a tree as "type path size mode target" lines (sorted), for comparison.
+    /// Names, sizes, link targets and modes; the modes without write bits, which a disc's
+    /// files never show (docs/contract.md, access checks).
     func manifest(_ root: String, modes: Bool = true) -> String {
         let script = """
         import os, stat, sys
@@ -18,8 +20,8 @@ final class ContentsTests: MountTestCase {
             for n in dirs + files:
                 p = os.path.join(d, n); st = os.lstat(p); rel = os.path.relpath(p, root)
                 if stat.S_ISLNK(st.st_mode): out.append("l %s -> %s" % (rel, os.readlink(p)))
-                elif stat.S_ISDIR(st.st_mode): out.append("d %s%s" % (rel, " %o" % (st.st_mode & 0o7777) if modes else ""))
-                else: out.append("f %s %d%s" % (rel, st.st_size, " %o" % (st.st_mode & 0o7777) if modes else ""))
+                elif stat.S_ISDIR(st.st_mode): out.append("d %s%s" % (rel, " %o" % (st.st_mode & 0o7555) if modes else ""))
+                else: out.append("f %s %d%s" % (rel, st.st_size, " %o" % (st.st_mode & 0o7555) if modes else ""))
         print("\\n".join(sorted(out)))
         """
         try? script.write(toFile: fx.root + "/manifest.py", atomically: false, encoding: .utf8)
