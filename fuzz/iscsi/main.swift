@@ -15,6 +15,7 @@
 // Oracles: the stand-alone decoder's PDUs re-encode to the same PDUs; what the target writes
 // during login decodes; every connection handler is freed once its channel is finished.
 
+import Glibc
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -61,6 +62,8 @@ let providers = [FuzzProvider(chap: false, drive: drive), FuzzProvider(chap: tru
 /// state), and `runIfActive` fails, so a SCSI command closes the connection here. Commands are
 /// run through `SCSIDispatch` directly instead (kind 3 with opcode 01h).
 let pool = NIOThreadPool(numberOfThreads: 1)
+/// FUZZ_TRACE=1: print what the target answers (to check that seeds reach where they should).
+let trace = getenv("FUZZ_TRACE") != nil
 
 /// The stand-alone codec check: every PDU the decoder finds re-encodes to bytes that decode to it.
 func checkCodec(_ bytes: [UInt8], headerDigest: Bool, dataDigest: Bool) {
@@ -132,6 +135,10 @@ struct Session {
                 preconditionFailure("the target wrote bytes that do not decode: \(error)")
             }
             guard let pdu else { break }
+            if trace {
+                let keys = TextKeys.parse(pdu.data).map { $0.map { "\($0.key)=\($0.value)" }.joined(separator: " ") } ?? "\(pdu.data.count) bytes"
+                print("target: \(pdu.opcode.map { "\($0)" } ?? "?") flags \(pdu.flags) status \(pdu.bhs[36]) \(pdu.bhs[37]) \(keys.prefix(200))")
+            }
             if pdu.opcode != .dataIn && pdu.opcode != .readyToTransfer { expStatSN = pdu.u32(at: 24) &+ 1 }
             if pdu.opcode == .loginResponse, let keys = TextKeys.parse(pdu.data),
                let id = keys.last(where: { $0.key == "CHAP_I" }).flatMap({ UInt8($0.value) }),
@@ -204,7 +211,7 @@ struct Session {
         guard let challenge else { return }
         var answer = CHAP.response(identifier: challenge.id, secret: Array(chapSecret.utf8), challenge: challenge.bytes)
         if (payload.dropFirst().first ?? 0) & 1 != 0 { answer[0] ^= 1 }
-        let keys = TextKeys.encode([("CHAP_N", chapUser), ("CHAP_R", "0x" + CHAP.hex(answer))])
+        let keys = TextKeys.encode([("CHAP_N", chapUser), ("CHAP_R", CHAP.hex(answer))])
         login(flags: payload.first ?? 0x81, text: keys)
     }
 }

@@ -51,20 +51,28 @@ SECURITY_TO_OPERATIONAL = 0x81   # T, CSG=0, NSG=1
 OPERATIONAL_TO_FULL = 0x87       # T, CSG=1, NSG=3
 SECURITY_TO_FULL = 0x83          # T, CSG=0, NSG=3
 
+# SCSI commands last: the harness's thread pool is never started, so the first command that
+# reaches the queue closes the connection (the commands themselves run through SCSIDispatch).
 full_feature = [
     rec(5, text(('SendTargets', 'All'))),
     rec(6, b'\0ping data'),
+    pdu(0x02 | 0x40, 0x80 | 0x05, {16: struct.pack('>I', 99), 20: struct.pack('>I', 0xFFFFFFFF)}),  # LUN RESET
+    pdu(0x02 | 0x40, 0x80 | 0x01, {16: struct.pack('>I', 98), 20: struct.pack('>I', 7)}),           # ABORT TASK
+    pdu(0x05, 0x80, {16: struct.pack('>I', 7), 20: struct.pack('>I', 0xFFFFFFFF)}, b'\0' * 8),       # stray Data-Out
+    pdu(0x10, 0x00),                                                                                  # SNACK
+    pdu(0x1C, 0x80),                                                                                  # unknown opcode
+    rec(8, b'\x1f'),                                                                                   # 31 s pass: ping
+    rec(6, b'\0'),
+    scsi([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0], 2048, read=False),                                        # WRITE: R2T
+    pdu(0x05, 0x80, {16: struct.pack('>I', 7), 20: struct.pack('>I', 1)}, b'\0' * 512),
     scsi([0x12, 0, 0, 0, 96, 0], 96),
     scsi([0x00] * 6, 0, read=False),
     scsi([0x25] + [0] * 9, 8),
     scsi([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], 2048),
     scsi([0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], 16),
-    pdu(0x02 | 0x40, 0x80 | 0x05, {16: struct.pack('>I', 99), 20: struct.pack('>I', 0xFFFFFFFF)}),  # LUN RESET
-    pdu(0x05, 0x80, {16: struct.pack('>I', 7), 20: struct.pack('>I', 0xFFFFFFFF)}, b'\0' * 8),       # stray Data-Out
-    pdu(0x10, 0x00),                                                                                  # SNACK
-    rec(8, b'\x1f'),                                                                                   # 31 s pass
-    rec(6, b'\x01\x00'),                                                                               # logout
 ]
+logout = [rec(6, b'\x01\x00')]
+
 
 sessions = {
     'open-normal': (0x00, [login(SECURITY_TO_OPERATIONAL, *NAMES, ('AuthMethod', 'None')),
@@ -85,6 +93,7 @@ sessions = {
                                ('MaxRecvDataSegmentLength', '512')),
                          rec(5, text(('SendTargets', 'All'))), rec(5, text(('SendTargets', TARGET))),
                          rec(5, text(('MaxRecvDataSegmentLength', '4096'), ('X-Unknown', 'y'))), rec(6, b'\x01\x00')]),
+    'logout': (0x00, [login(OPERATIONAL_TO_FULL, *NAMES), rec(5, text(('SendTargets', 'All'))), rec(6, b'\x01\x00')]),
     'refused': (0x00, [login(SECURITY_TO_OPERATIONAL, ('InitiatorName', 'eui.0123456789abcdef'), ('TargetName', TARGET))]),
     'timeout': (0x00, [login(0x00, *NAMES), rec(8, b'\x28'), rec(8, b'\x28')]),
 }

@@ -59,11 +59,13 @@ let identity = DeviceIdentity(vendor: "VMEDIAFS", product: "Virtual DVD-ROM", re
                               serial: "fuzz-vtopt0", identifier: 0x0123_4567_89AB_CDEF)
 
 /// Media to load: 3.5 blocks; 1 block; an empty file; a DVD-sized one (sparse: reads zeros).
+let pattern = (0..<(2048 * 3 + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 2048) }
+let oneBlock = Array(pattern.prefix(2048))
+
 func media(_ choice: Int) -> [FuzzSource] {
-    let pattern = (0..<(2048 * 3 + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 / 2048) }
     switch choice {
-    case 0: return [FuzzSource(bytes: pattern), FuzzSource(bytes: Array(pattern.prefix(2048)))]
-    case 1: return [FuzzSource(bytes: Array(pattern.prefix(2048))), FuzzSource(bytes: pattern)]
+    case 0: return [FuzzSource(bytes: pattern), FuzzSource(bytes: oneBlock)]
+    case 1: return [FuzzSource(bytes: oneBlock), FuzzSource(bytes: pattern)]
     case 2: return [FuzzSource(bytes: []), FuzzSource(bytes: pattern)]
     default: return [FuzzSource(bytes: pattern, declaredSize: 8 << 30), FuzzSource(bytes: pattern)]
     }
