@@ -48,7 +48,7 @@ iso genisoimage-joliet.iso genisoimage -quiet -J -o "$out/iso/genisoimage-joliet
 iso genisoimage-udf.iso genisoimage -quiet -udf -R -J -o "$out/iso/genisoimage-udf.iso" "$src"
 for rev in 1.02 1.50 2.01; do
     f=$out/iso/mkudffs-$rev.udf
-    truncate -s 300K "$f"
+    truncate -s 600K "$f"
     if mkudffs --media-type=hd --blocksize=2048 --udfrev=$rev "$f" >/dev/null 2>&1; then
         echo "seed iso/mkudffs-$rev.udf"
     else
@@ -58,18 +58,8 @@ done
 f=$out/iso/mkudffs-dvdr-vat.udf
 truncate -s 600K "$f"
 mkudffs --media-type=dvdr --blocksize=2048 --udfrev=2.50 "$f" >/dev/null 2>&1 && echo "seed iso/mkudffs-dvdr-vat.udf" || rm -f "$f"
-# Trailing zero sectors carry nothing the fuzzer needs and slow every execution: cut them.
-for f in "$out"/iso/*; do
-    python3 - "$f" <<'EOF'
-import sys
-p = sys.argv[1]
-b = open(p, 'rb').read()
-end = len(b)
-while end > 34 * 2048 and not any(b[end - 2048:end]):
-    end -= 2048
-open(p, 'wb').write(b[:end])
-EOF
-done
+# The harness takes sparse images (fuzz/iso/main.swift, fuzz/iso/sparse.py).
+python3 "$here/iso/sparse.py" "$out"/iso/*
 
 # --- CDB sequences (fuzz/scsi/main.swift: a setup byte, then records [kind, length, bytes]) -----
 python3 - "$out/scsi" <<'EOF'

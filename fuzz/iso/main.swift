@@ -1,17 +1,39 @@
 // libFuzzer harness: the disc reader (Sources/ISO9660) over an image held in memory.
 //
 // Compiled together with Sources/ISO9660/*.swift into one module (fuzz/build.sh), so it sees
-// the module's internals as the module itself does. The input is the image: opened with the
-// automatic choice of tree, then once more for each other tree the disc has (Rock Ridge, UDF,
-// Joliet, plain ISO 9660), and each tree is walked whole, bounded: every directory listed and
-// looked up in, the head and tail of every file read, every symlink's target taken.
-// El Torito images reach the same code through their boot record descriptor and catalog.
+// the module's internals as the module itself does. The image is opened with the automatic
+// choice of tree, then once more for each other tree the disc has (Rock Ridge, UDF, Joliet,
+// plain ISO 9660), and each tree is walked whole, bounded: every directory listed and looked
+// up in, the head and tail of every file read, every symlink's target taken. El Torito images
+// reach the same code through their boot record descriptor and catalog.
+//
+// Input: a sparse image, so that an image is a few KB instead of hundreds (a UDF anchor sits at
+// sector 256; most sectors are zeros): records `[skip (2 bytes, little-endian), 2048 bytes]`,
+// each one the next non-zero sector after `skip` zero sectors. A short last record is a sector
+// padded with zeros; every other sector reads as zeros (fuzz/iso/sparse.py writes the seeds).
 
-/// A `SectorReader` over the fuzzer's bytes: a short last sector reads as zeros.
-struct InputSectorReader: SectorReader, @unchecked Sendable {
+/// A `SectorReader` over the sparse image; the sectors' bytes stay in the fuzzer's buffer.
+struct SparseImageReader: SectorReader, @unchecked Sendable {
     // Valid for the duration of one LLVMFuzzerTestOneInput call; the Volume does not outlive it.
-    let bytes: UnsafeRawBufferPointer
-    var sectorCount: UInt64 { UInt64((bytes.count + sectorSize - 1) / sectorSize) }
+    let input: UnsafeRawBufferPointer
+    /// Sector number -> offset of its bytes in `input`.
+    let sectors: [UInt64: Int]
+    let sectorCount: UInt64
+
+    init(_ input: UnsafeRawBufferPointer) {
+        self.input = input
+        var map: [UInt64: Int] = [:]
+        var next: UInt64 = 0
+        var at = 0
+        while at + 2 < input.count {
+            next += UInt64(input[at]) | UInt64(input[at + 1]) << 8
+            map[next] = at + 2
+            next += 1
+            at += 2 + sectorSize
+        }
+        sectors = map
+        sectorCount = next
+    }
 
     func readSectors(_ sector: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         precondition(count >= 0 && buffer.count == count * sectorSize, "the reader was asked for a malformed buffer")
@@ -19,10 +41,11 @@ struct InputSectorReader: SectorReader, @unchecked Sendable {
             throw DiscFormatError(.outOfRange, "read past the end of the input")
         }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        let start = Int(sector) * sectorSize
-        let end = min(bytes.count, start + buffer.count)
-        if end > start {
-            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        for i in 0..<count {
+            guard let start = sectors[sector + UInt64(i)] else { continue }
+            let end = min(input.count, start + sectorSize)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[(i * sectorSize)...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: input[start..<end]))
         }
     }
 }
@@ -69,7 +92,7 @@ func walk(_ volume: Volume) {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDiscReader(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let reader = InputSectorReader(bytes: UnsafeRawBufferPointer(start: data, count: size))
+    let reader = SparseImageReader(UnsafeRawBufferPointer(start: data, count: size))
     guard let volume = try? Volume.open(reader, options: limits) else { return 0 }
     walk(volume)
     for format in volume.availableFormats where format != volume.format {
