@@ -121,7 +121,8 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Serves requests on up to `maxThreads` threads until unmounted or signalled.
-    /// Returns 0 after a clean stop.
+    /// Returns 0 after a clean stop: an unmount, or SIGTERM, SIGINT or SIGHUP (libfuse's
+    /// loop reports the signal that ended it as its result; that is no failure).
     public func run(maxThreads: Int = 16) -> Int32 {
         box.fileSystem.sessionStarted(self)
         let cfg = fuse_loop_cfg_create()
@@ -131,7 +132,7 @@ public final class FuseSession: @unchecked Sendable {
         fuse_loop_cfg_destroy(cfg)
         fuse_remove_signal_handlers(handle)
         notifyQueue.sync {}
-        return rc
+        return [SIGTERM, SIGINT, SIGHUP].contains(rc) ? 0 : rc
     }
 
     /// Unmounts (the loop then ends). Safe to call more than once.
@@ -139,6 +140,17 @@ public final class FuseSession: @unchecked Sendable {
         guard mounted else { return }
         mounted = false
         fuse_session_unmount(handle)
+    }
+
+    /// The device number the mount has (`st_dev` of every file in it), from the mount
+    /// table: a stat of the mountpoint would be a request to this very daemon, which may
+    /// not be serving yet.
+    public var deviceNumber: UInt64? {
+        guard let name = backingDeviceName(mountpoint: box.mountpoint) else { return nil }
+        let parts = name.split(separator: ":")
+        guard parts.count == 2, let major = UInt64(parts[0]), let minor = UInt64(parts[1]) else { return nil }
+        // glibc's makedev(), a macro Swift cannot see.
+        return ((major & 0xFFFF_F000) << 32) | ((major & 0xFFF) << 8) | ((minor & 0xFFFF_FF00) << 12) | (minor & 0xFF)
     }
 
     /// Asks the loop to end (takes effect when the next request arrives).

@@ -9,7 +9,10 @@ final class CommandTask {
     let cdb: [UInt8]
     let expectedLength: Int
     let readsData: Bool
-    /// Write-direction data collected before the command runs (immediate data and R2T/Data-Out).
+    /// Sent without the I bit: it took a place in the CmdSN window.
+    let tookCmdSN: Bool
+    /// Write-direction data collected before the command runs (immediate data, then R2T/Data-Out),
+    /// grown as it arrives: a queued command holds only the bytes it was sent.
     var dataOut: [UInt8] = []
     var received = 0
     var collecting = false
@@ -19,13 +22,15 @@ final class CommandTask {
     /// Aborted by task management: it finishes silently.
     var aborted = false
 
-    init(itt: UInt32, lunField: UInt64, lun: UInt64, cdb: [UInt8], expectedLength: Int, readsData: Bool) {
+    init(itt: UInt32, lunField: UInt64, lun: UInt64, cdb: [UInt8], expectedLength: Int, readsData: Bool,
+         tookCmdSN: Bool) {
         self.itt = itt
         self.lunField = lunField
         self.lun = lun
         self.cdb = cdb
         self.expectedLength = expectedLength
         self.readsData = readsData
+        self.tookCmdSN = tookCmdSN
     }
 
     var waitingForData: Bool { collecting && received < expectedLength }
@@ -34,39 +39,51 @@ final class CommandTask {
 extension ISCSIConnection {
     /// Write-direction commands with an expected length up to this are collected (R2T) before
     /// they run; larger ones (no command of a CD drive writes that much: WRITE gets 07/27/00) run
-    /// at once with no data, and their unsolicited data is dropped.
+    /// at once with only their immediate data, and are sent no R2T.
     static let collectLimit = 1_048_576
 
     /// SCSI Command (RFC 7143 11.3).
     func handleCommand(_ pdu: ISCSIPDU) {
         guard case .normal = kind else { return reject(pdu, RejectReason.protocolError) }
         guard acceptCmdSN(pdu) else { return }
-        guard tasks.count < 4 * services.limits.commandWindow else { return close() }  // ignores MaxCmdSN
+        // Past the window and three more of immediate commands: a peer that ignores MaxCmdSN.
+        guard tasks.count < 4 * services.limits.commandWindow else { return close() }
         let flags = pdu.flags
         let writes = flags & 0x20 != 0
         let expected = Int(pdu.u32(at: 20))
-        var cdb = Array(pdu.bhs[32..<48])
-        if pdu.ahs.count >= 4, pdu.ahs[2] == 0x01 {  // Extended CDB AHS (11.2.2.3)
-            let length = Int(pdu.ahs[0]) << 8 | Int(pdu.ahs[1])
-            cdb += pdu.ahs[4..<min(pdu.ahs.count, 3 + length)]
-        }
+        guard let cdb = ISCSIConnection.cdb(of: pdu) else { return close() }  // malformed AHS
         let task = CommandTask(itt: pdu.initiatorTaskTag, lunField: pdu.lunField, lun: pdu.lun, cdb: cdb,
-                               expectedLength: expected, readsData: flags & 0x40 != 0)
+                               expectedLength: expected, readsData: flags & 0x40 != 0, tookCmdSN: !pdu.immediate)
         if !pdu.data.isEmpty {  // immediate data: only if negotiated, for writes, within FirstBurstLength
             guard parameters.immediateData, writes, pdu.data.count <= min(expected, parameters.firstBurstLength) else { return close() }
         }
-        if writes && expected > 0 && expected <= ISCSIConnection.collectLimit {
-            task.collecting = true
-            task.dataOut = [UInt8](repeating: 0, count: expected)
-            task.dataOut.replaceSubrange(0..<pdu.data.count, with: pdu.data)
-            task.received = pdu.data.count
-        } else {
-            task.dataOut = pdu.data
-        }
+        guard queuedDataBytes + pdu.data.count <= services.limits.maxQueuedData else { return answerBusy(task) }
+        task.dataOut = pdu.data
+        task.received = pdu.data.count
+        task.collecting = writes && expected > 0 && expected <= ISCSIConnection.collectLimit
         tasks.append(task)
-        // F=1: no unsolicited Data-Out follows (InitialR2T=Yes), so ask for the rest now.
-        if task.waitingForData && flags & 0x80 != 0 { requestData(task) }
         pump()
+    }
+
+    /// Write data held by queued commands (immediate data and what was collected so far).
+    var queuedDataBytes: Int { tasks.reduce(0) { $0 + $1.dataOut.count } }
+
+    /// BUSY at once, for a command whose immediate data would take the connection past
+    /// `maxQueuedData`: the initiator retries it later (SAM-5 5.3.1).
+    private func answerBusy(_ task: CommandTask) {
+        send(ResponseBuilder.scsiResponse(itt: task.itt, status: .busy, sense: [], produced: 0,
+                                          expected: task.expectedLength, sn: nextStatus()))
+    }
+
+    /// A command's CDB: bytes 32-47 of the BHS, then those of an Extended CDB AHS (RFC 7143
+    /// 11.2.2.3) when the first AHS is one. Its AHSLength counts a reserved byte plus the CDB bytes
+    /// past 16, so it is at least 1 and fits in the AHS the PDU carries; nil when it does not.
+    static func cdb(of pdu: ISCSIPDU) -> [UInt8]? {
+        let base = Array(pdu.bhs[32..<48])
+        guard pdu.ahs.count >= 4, pdu.ahs[2] == 0x01 else { return base }
+        let length = Int(pdu.ahs[0]) << 8 | Int(pdu.ahs[1])
+        guard length >= 1, 3 + length <= pdu.ahs.count else { return nil }
+        return base + pdu.ahs[4..<3 + length]
     }
 
     /// Sends an R2T for the next burst of `task`'s data (RFC 7143 11.8).
@@ -87,28 +104,37 @@ extension ISCSIConnection {
         send(p)
     }
 
-    /// SCSI Data-Out (RFC 7143 11.7). Data for a task we no longer have is dropped; data outside
-    /// the expected length is a protocol error that closes the connection.
+    /// SCSI Data-Out (RFC 7143 11.7), only ever solicited: we negotiate InitialR2T=Yes and ask
+    /// only the first queued command for its data, so one command collects at a time. Data for a
+    /// task or burst we no longer have is dropped; unsolicited data, or data not at the next
+    /// offset (DataPDUInOrder=Yes) or past the expected length, is a protocol error that closes
+    /// the connection.
     func handleDataOut(_ pdu: ISCSIPDU) {
-        guard let task = tasks.first(where: { $0.itt == pdu.initiatorTaskTag }), task.collecting else { return }
+        let ttt = pdu.u32(at: 20)
+        guard ttt != ISCSIPDU.reservedTag else { return close() }
+        guard let task = tasks.first(where: { $0.itt == pdu.initiatorTaskTag }), task.collecting,
+              ttt == task.r2tTag else { return }
         let offset = Int(pdu.u32(at: 40))
-        guard offset + pdu.data.count <= task.expectedLength else { return close() }
-        task.dataOut.replaceSubrange(offset..<offset + pdu.data.count, with: pdu.data)
+        guard offset == task.received, offset + pdu.data.count <= task.expectedLength else { return close() }
+        task.dataOut += pdu.data
         task.received += pdu.data.count
         guard pdu.final else { return }
-        let ttt = pdu.u32(at: 20)
-        if ttt == ISCSIPDU.reservedTag || ttt == task.r2tTag {  // end of an unsolicited burst or of our R2T
-            task.r2tTag = nil
-            if task.waitingForData { requestData(task) } else { pump() }
-        }
+        task.r2tTag = nil  // the burst is over: the next R2T, or the command, follows
+        pump()
     }
 
-    /// Starts the first queued command if none is running and its data is complete.
+    /// Starts the first queued command if none is running and its data is complete; asks for
+    /// the data (R2T) when it is not. While the connection's output is above its watermark
+    /// nothing starts (`channelWritabilityChanged` calls again), so a peer that does not read
+    /// holds at most one command's answer here.
     func pump() {
         guard !running, phase == .fullFeature, let task = tasks.first else { return }
-        if task.waitingForData { return }
         if task.aborted { tasks.removeFirst(); return pump() }
-        guard case .normal(let target) = kind, let context else { return }
+        if task.waitingForData {
+            if task.r2tTag == nil { requestData(task) }
+            return
+        }
+        guard case .normal(let target) = kind, let context, context.channel.isWritable else { return }
         running = true
         let prefetch = task.readsData ? min(task.expectedLength, services.limits.readChunk) : 0
         let request = CommandRequest(target: target, lun: task.lun, cdb: task.cdb, dataOut: task.dataOut,

@@ -208,9 +208,6 @@ extension ISCSIConnection {
         p.stamp(nextStatus())
         p.setU16(0, at: 40)  // Time2Wait
         p.setU16(0, at: 42)  // Time2Retain
-        guard let context else { return }
-        phase = .closed
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(p)).whenComplete { _ in loopBound.value.close(promise: nil) }
+        sendLastAndClose(p)
     }
 }

@@ -58,8 +58,14 @@ struct ServerLimits: Sendable {
     var commandWindow = 64
     /// A connection not in full feature phase after this long is closed.
     var loginTimeout: TimeAmount = .seconds(30)
+    /// Write data that queued commands may hold at once (immediate data and the first command's
+    /// collected Data-Out); a command that would pass it is answered BUSY.
+    var maxQueuedData = 1_048_576
     /// Writes of a READ's data are made in chunks of about this many bytes.
     var readChunk = 1_048_576
+    /// How long a last response (login refusal, Logout Response) may take to reach a peer that
+    /// is not reading before the connection is closed without it.
+    var closeGrace: TimeAmount = .seconds(5)
     /// Idle time after which we ping the initiator, and then close if it stays silent as long.
     var pingInterval: TimeAmount = .seconds(30)
 }
@@ -108,6 +114,19 @@ final class SessionRegistry: Sendable {
         var nextTSIH: UInt16 = 1
     }
     private let state = Mutex(State())
+    /// Held while one report is read and delivered (lock order: this, then `state`).
+    private let reporting = Mutex(())
+
+    /// Tells the provider `target`'s initiators as they are when this runs. Reports are
+    /// delivered one at a time, each reading the registry afresh, so the last one the provider
+    /// hears is the latest state; before, a list computed at login could overtake the logout's
+    /// on the other pool thread and stay in `status`. Called on the thread pool.
+    func report(_ target: String, to provider: any ISCSIProvider) {
+        reporting.withLock { _ in
+            let now = state.withLock { SessionRegistry.initiators(of: target, $0.sessions) }
+            provider.sessionsChanged(target: target, initiators: now)
+        }
+    }
 
     /// A session handle not in use (never 0).
     func allocateTSIH() -> UInt16 {
@@ -118,23 +137,19 @@ final class SessionRegistry: Sendable {
         }
     }
 
-    /// Adds a session; returns the sessions it reinstates (same initiator, ISID and target) and
-    /// the target's initiators now.
-    func add(_ tsih: UInt16, _ entry: Entry) -> (replaced: [Entry], initiators: [String]) {
+    /// Adds a session; returns the sessions it reinstates (same initiator, ISID and target).
+    func add(_ tsih: UInt16, _ entry: Entry) -> [Entry] {
         state.withLock { s in
             let old = s.sessions.filter { $0.value.initiator == entry.initiator && $0.value.isid == entry.isid
                 && $0.value.target == entry.target }
             s.sessions[tsih] = entry
-            return (Array(old.values), SessionRegistry.initiators(of: entry.target, s.sessions))
+            return Array(old.values)
         }
     }
 
-    /// Removes a session; returns its target's initiators now (nil if it was not registered).
-    func remove(_ tsih: UInt16) -> (target: String, initiators: [String])? {
-        state.withLock { s in
-            guard let e = s.sessions.removeValue(forKey: tsih) else { return nil }
-            return (e.target, SessionRegistry.initiators(of: e.target, s.sessions))
-        }
+    /// Removes a session; returns its target (nil if it was not registered).
+    func remove(_ tsih: UInt16) -> String? {
+        state.withLock { s in s.sessions.removeValue(forKey: tsih)?.target }
     }
 
     var count: Int { state.withLock { $0.sessions.count } }
@@ -186,6 +201,10 @@ public final class ISCSIServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let framing = FramingState()
                     let ops = channel.pipeline.syncOperations
+                    // Stops reading from a peer while its connection cannot take more output
+                    // (above the write watermark), so a peer that sends and never reads makes us
+                    // hold a bounded amount: one read's worth of PDUs, one READ chunk.
+                    try ops.addHandler(BackPressureHandler())
                     try ops.addHandler(ByteToMessageHandler(PDUDecoder(state: framing)))
                     try ops.addHandler(MessageToByteHandler(PDUEncoder(state: framing)))
                     try ops.addHandler(ISCSIConnection(framing: framing, services: services))
@@ -219,6 +238,12 @@ public final class ISCSIServer: Sendable {
         }
         try? services.pool.syncShutdownGracefully()  // runs the detaches still queued
         try? group.syncShutdownGracefully()
+    }
+
+    /// Bytes written to connections and not yet taken by the kernel, over all connections (for
+    /// tests: what a peer that stops reading makes us hold).
+    var bufferedOutboundBytes: Int {
+        services.openChannels.reduce(0) { $0 + ((try? $1.getOption(.bufferedWritableBytes).wait()) ?? 0) }
     }
 
     /// Open connections and logged-in sessions, for tests and `status`.

@@ -37,6 +37,8 @@ final class ISCSIConnection: ChannelInboundHandler {
     var pendingText: (ttt: UInt32, data: [UInt8])?
     var textRequestBuffer: [UInt8] = []
     var loginTimer: Scheduled<Void>?
+    /// Closes the connection if its last response is not written within `closeGrace`.
+    var closeTimer: Scheduled<Void>?
     var sawLoginRequest = false
     /// Set by every PDU received; the ping timer clears it (see `checkAlive`).
     var heardFromInitiator = true
@@ -55,13 +57,21 @@ final class ISCSIConnection: ChannelInboundHandler {
         self.login = LoginMachine(targetMaxRecvDataSegmentLength: services.limits.maxRecvDataSegmentLength)
     }
 
-    /// The numbers every response carries. MaxCmdSN shrinks the window by the commands queued,
-    /// so a peer that ignores it cannot make the queue grow; it never decreases.
+    /// The numbers every response carries. MaxCmdSN shrinks the window by the commands that
+    /// took a CmdSN and wait, down to a closed window (MaxCmdSN = ExpCmdSN - 1) when `commandWindow`
+    /// of them wait, so a peer that keeps to it queues at most that many and one running. It never
+    /// decreases: each command accepted raises ExpCmdSN as it adds one waiting; immediate
+    /// commands take no CmdSN and are not counted (`handleCommand` caps them).
     var sequence: SequenceNumbers {
         let window = UInt32(services.limits.commandWindow)
-        // The running command is not counted: its response (which carries these numbers) frees it.
-        let queued = UInt32(max(0, min(tasks.count - (running ? 1 : 0), services.limits.commandWindow - 1)))
-        return SequenceNumbers(statSN: statSN, expCmdSN: expCmdSN, maxCmdSN: expCmdSN &+ window &- 1 &- queued)
+        return SequenceNumbers(statSN: statSN, expCmdSN: expCmdSN,
+                               maxCmdSN: expCmdSN &+ window &- 1 &- UInt32(waitingInWindow))
+    }
+
+    /// Commands that took a CmdSN and have not started (the running one is not counted: its
+    /// response, which carries the numbers, frees its place).
+    var waitingInWindow: Int {
+        tasks.indices.reduce(0) { n, k in n + (tasks[k].tookCmdSN && !(running && k == 0) ? 1 : 0) }
     }
 
     /// The numbers for a response that carries status: StatSN is used, then advanced.
@@ -99,6 +109,12 @@ final class ISCSIConnection: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// Output drained below the watermark: the next command may run (see `pump`).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pump() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         close()  // framing errors, resets: this connection only
     }
@@ -114,6 +130,19 @@ final class ISCSIConnection: ChannelInboundHandler {
         }
     }
 
+    /// Sends a last response and closes the connection once it is written, or after
+    /// `closeGrace` if the peer does not take it (a peer that stopped reading cannot keep the
+    /// connection, and the session's locks, that way). Nothing is received meanwhile.
+    func sendLastAndClose(_ pdu: ISCSIPDU) {
+        guard let context else { return }
+        phase = .closed
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(pdu)).whenComplete { _ in loopBound.value.close(promise: nil) }
+        closeTimer = context.eventLoop.scheduleTask(in: services.limits.closeGrace) {
+            loopBound.value.close(promise: nil)
+        }
+    }
+
     /// Closes the connection; `teardown` follows from channelInactive.
     func close() {
         guard phase != .closed else { return }
@@ -126,16 +155,18 @@ final class ISCSIConnection: ChannelInboundHandler {
     private func teardown() {
         phase = .closed
         loginTimer?.cancel()
+        closeTimer?.cancel()
         pingTimer?.cancel()
         tasks.removeAll()
         if let channel = context?.channel { services.forget(channel) }
         let nexus = self.nexus
         let provider = services.provider
-        let removed = registered ? services.registry.remove(tsih) : nil
+        let registry = services.registry
+        let removed = registered ? registry.remove(tsih) : nil
         registered = false
         services.pool.submit { _ in  // runs even when the pool is shutting down (state .cancelled)
             nexus.closeAndDetach()
-            if let removed { provider.sessionsChanged(target: removed.target, initiators: removed.initiators) }
+            if let removed { registry.report(removed, to: provider) }
         }
     }
 
@@ -160,10 +191,7 @@ final class ISCSIConnection: ChannelInboundHandler {
         case .proceed:
             send(response)
         case .refused:
-            guard let context else { return }
-            phase = .closed
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(response)).whenComplete { _ in loopBound.value.close(promise: nil) }
+            sendLastAndClose(response)
         case .fullFeature:
             send(response)
             enterFullFeature()
@@ -191,11 +219,12 @@ final class ISCSIConnection: ChannelInboundHandler {
         let entry = SessionRegistry.Entry(target: target, initiator: initiatorName, isid: login.isid) {
             loop.execute { loopBound.value.close() }
         }
-        let (replaced, initiators) = services.registry.add(tsih, entry)
+        let registry = services.registry
+        let replaced = registry.add(tsih, entry)
         registered = true
         for old in replaced { old.close() }  // session reinstatement (RFC 7143 6.3.5)
         let provider = services.provider
-        services.pool.submit { _ in provider.sessionsChanged(target: target, initiators: initiators) }
+        services.pool.submit { _ in registry.report(target, to: provider) }
     }
 
     // MARK: full feature phase

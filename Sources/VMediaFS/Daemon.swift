@@ -22,6 +22,7 @@ public struct DaemonOptions: Sendable, Equatable {
     /// The largest read request the kernel may send (`-o max_read=BYTES`); libfuse wants
     /// the same value at mount and at INIT, so vmediafs passes it to both.
     public var maxRead: UInt32 = SessionOptions().maxRead
+    public var openTimeout: Double = MediaConfiguration().openTimeout
     /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
@@ -42,6 +43,8 @@ public struct DaemonOptions: Sendable, Equatable {
           -o disc_io=MODE     cached (default): the kernel keeps disc's pages for a media
                               generation; direct: every read goes to the daemon, one copy
                               fewer on a first read, no kept pages, no shared mmap
+          -o open_timeout=S   how long an insert waits for the image's file system to
+                              answer its open before EIO (default 15 seconds)
           -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
         """
 
@@ -103,6 +106,9 @@ public struct DaemonOptions: Sendable, Equatable {
                     throw VMError(EINVAL, "max_read takes a size in bytes from 4096 to 1048576")
                 }
                 maxRead = n
+            case "open_timeout":
+                guard let t = Double(v), t > 0, t <= 3600 else { throw VMError(EINVAL, "open_timeout takes seconds, more than 0, at most 3600") }
+                openTimeout = t
             case "disc_io":
                 guard let m = DiscIO(rawValue: v) else { throw VMError(EINVAL, "disc_io takes cached or direct") }
                 discIO = m
@@ -145,7 +151,8 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
     let host: Host
     do throws(VMError) {
         let store = try StateStore(path: o.resolvedStatePath)
-        host = try Host(store: store, configuration: MediaConfiguration(mediaDirectories: o.mediaDirectories, hostDrives: o.hostDrives))
+        host = try Host(store: store, configuration: MediaConfiguration(mediaDirectories: o.mediaDirectories, hostDrives: o.hostDrives,
+                                                                  openTimeout: o.openTimeout))
     } catch {
         Log.error(error.reason)
         return 1
@@ -181,6 +188,7 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         return 1
     }
     Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath))")
+    if let device = session.deviceNumber { host.mounted(device: device) }
     if let ready {
         var ok: UInt8 = 0
         _ = write(ready, &ok, 1)

@@ -76,6 +76,10 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         reply?.fail(EINTR)
     }
 
+    /// The size `fstat` shows for this reader: what it has read plus what is waiting, so
+    /// that a follower (`tail -f`) sees the file grow when lines arrive.
+    var streamLength: UInt64 { subscription.streamLength }
+
     func poll(_ wake: PollHandle?) -> UInt32 {
         if subscription.hasData { return UInt32(POLLIN | POLLRDNORM) }
         if let wake { waiting.withLock { $0.poll = wake } }

@@ -85,11 +85,19 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         guard let current = currentGeneration(driveID) else { return contents.forget(drive: driveID) }
         contents.forget(drive: driveID, unlessGeneration: current)
         inodes.forgetDiscTrees(drive: driveID, keeping: current)
-        inodes.purge(drive: driveID) { key in
+        let dropped = inodes.purge(drive: driveID) { key in
             switch key {
             case .disc(_, let g, _), .contents(_, let g, _): return g != current
             default: return false
             }
+        }
+        // A handle opened on an older disc may still be served the pages the kernel kept for
+        // it. With `auto_inval_data` each buffered read first checks that the inode's
+        // attributes are valid; invalidating them (attributes only: no page or inode lock is
+        // waited for) makes the next read of that inode ask GETATTR, which answers ESTALE for
+        // a number just forgotten, and the read fails with it: no old byte after a change.
+        if let session {
+            for (ino, key) in dropped { if case .disc = key { session.invalidateAttributes(ino) } }
         }
     }
 
@@ -156,6 +164,8 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         let timeout: (Double, Double)
         switch key {
         case .media, .status, .temporary, .initiators, .chap: timeout = (volatileTimeout, volatileTimeout)
+        // Its size is the reader's stream so far (`getattr` with a handle): never kept.
+        case .events: timeout = (structureTimeout, volatileTimeout)
         // `disc` takes its mode from the drive: a chmod of the drive invalidates it.
         case .disc: timeout = (volatileTimeout, structureTimeout)
         // The names directly in `contents/` lead into one media generation's tree.
@@ -180,7 +190,10 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) {
         guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
         do throws(FSError) {
-            let e = try entry(key)
+            var e = try entry(key)
+            if case .events = key, let h = handle.flatMap(OpenHandle.from) as? EventsHandle {
+                e.attributes.size = h.streamLength
+            }
             reply.attributes(e.attributes, timeout: e.attributeTimeout)
         } catch { reply.fail(error.errno) }
     }

@@ -12,8 +12,10 @@ extension VMediaFileSystem {
             return reply.fail(EISDIR)
         case .events:
             guard !writing else { return reply.fail(EACCES) }
+            // Seekable, though every read takes the next bytes of the stream whatever its
+            // offset: `tail` seeks before it follows (docs/contract.md, events).
             let h = EventsHandle(fs: self, nonBlocking: flags & O_NONBLOCK != 0)
-            reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true, nonSeekable: true))
+            reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true))
         case .disc:
             guard !writing else { return reply.fail(EROFS) }
             do throws(FSError) {

@@ -144,13 +144,16 @@ final class InodeTable: Sendable {
         }
     }
 
-    /// Forgets those of one drive's keys for which `drop` is true.
-    func purge(drive: Int64, where drop: (NodeKey) -> Bool) {
+    /// Forgets those of one drive's keys for which `drop` is true; returns their numbers.
+    @discardableResult
+    func purge(drive: Int64, where drop: (NodeKey) -> Bool) -> [UInt64: NodeKey] {
         maps.withLock { m in
+            var dropped: [UInt64: NodeKey] = [:]
             for i in m.byDrive[drive] ?? [] {
-                if let k = m.byIno[i], drop(k) { m.remove(i) }
+                if let k = m.byIno[i], drop(k) { m.remove(i); dropped[i] = k }
             }
             if m.byDrive[drive]?.isEmpty == true { m.byDrive[drive] = nil }
+            return dropped
         }
     }
 

@@ -10,6 +10,26 @@ public struct Credentials: Sendable, Equatable {
 
     public static var daemon: Credentials { Credentials(uid: geteuid(), gid: getegid()) }
 
+    /// The user `uid` as the password and group databases know them now (primary group
+    /// and supplementary groups); a uid they do not know gets the group `nogroup` (65534)
+    /// and no others. Used where no request carries the caller: media restored at start is
+    /// checked again as the user who loaded it.
+    public static func ofUser(_ uid: UInt32) -> Credentials {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else {
+            return Credentials(uid: uid, gid: 65534)
+        }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, pw.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(name, pw.pw_gid, &groups, &count)
+        }
+        return Credentials(uid: uid, gid: pw.pw_gid, groups: Array(groups.prefix(Int(max(0, count)))))
+    }
+
     /// Runs `body` on this thread with the file-system identity of this user, so that the
     /// kernel checks opens and path walks exactly as it would for the user (mode bits,
     /// ACLs, search permission on every directory). Only the calling thread changes.

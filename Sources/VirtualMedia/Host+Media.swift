@@ -183,13 +183,14 @@ extension Host {
 
     /// Brings one drive back at start. Media whose image vanished or changed while the
     /// daemon was down are not loaded; `last_error` says why.
-    func restore(_ stored: DriveRecord) throws(VMError) {
+    func restore(_ stored: DriveRecord, deadline: Nanos) throws(VMError) {
         var d = stored
         let rt = makeRuntime(for: d)
         if let m = d.loaded {
             var why: String?
             do {
-                let opened = try policy.open(m.path, as: .daemon)
+                let left = max(0.05, Double(deadline - nowNanos()) / 1e9)
+                let opened = try policy.open(m.path, as: geteuid() == 0 ? .ofUser(m.loadedBy) : .daemon, timeout: left)
                 let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
                                          onChange: { [weak self] r in self?.backingChanged(driveID: stored.id, reason: r) })
                 if opened.identity != m.identity && !(m.kind == .device && opened.identity.device == m.identity.device) {

@@ -133,8 +133,14 @@ public final class Host: Sendable {
             for g in guests { st.guests[g.id] = g; st.guestByName[g.name] = g.id }
             st.sharable = sharable
         }
-        for d in drives { try restore(d) }
+        // Every image is opened again, as the user who loaded it. One shared deadline: a
+        // file system that does not answer delays the mount by at most one open timeout.
+        let deadline = nowNanos() + Nanos(configuration.openTimeout * 1e9)
+        for d in drives { try restore(d, deadline: deadline) }
     }
+
+    /// Tells the host the device number of vmediafs's own mount: images inside it are refused.
+    public func mounted(device: UInt64) { policy.ownMount.device.store(device, ordering: .relaxed) }
 
     public func setObserver(_ o: (any HostObserver)?) { observerBox.withLock { $0 = o } }
     func notifyChanged(_ driveID: Int64) { observerBox.withLock { $0 }?.driveChanged(driveID) }

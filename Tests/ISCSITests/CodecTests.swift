@@ -132,3 +132,26 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(n.respond(to: [("DataDigest", "MD5")]).first?.value, "Reject")
     }
 }
+
+/// The CDB of a SCSI Command with and without an Extended CDB AHS.
+final class ExtendedCDBTests: XCTestCase {
+    func command(ahs: [UInt8]) -> ISCSIPDU {
+        var p = ISCSIPDU(opcode: .scsiCommand, flags: 0x80)
+        p.bhs.replaceSubrange(32..<48, with: 1...16)
+        p.ahs = ahs
+        return p
+    }
+
+    func testExtendedCDBBytesFollowTheBHSOnes() {
+        // AHSLength 5: the reserved byte and 4 more CDB bytes (a 20-byte CDB), padded to 8.
+        XCTAssertEqual(ISCSIConnection.cdb(of: command(ahs: [0, 5, 1, 0, 17, 18, 19, 20])), Array(1...20))
+        XCTAssertEqual(ISCSIConnection.cdb(of: command(ahs: [])), Array(1...16))
+        XCTAssertEqual(ISCSIConnection.cdb(of: command(ahs: [0, 8, 2, 0, 0, 0, 0, 0])), Array(1...16))  // not a CDB AHS
+    }
+
+    func testMalformedExtendedCDBLengthsAreRefused() {
+        XCTAssertNil(ISCSIConnection.cdb(of: command(ahs: [0, 0, 1, 0])))  // trapped before
+        XCTAssertNil(ISCSIConnection.cdb(of: command(ahs: [0, 9, 1, 0, 1, 2, 3, 4])))
+        XCTAssertNil(ISCSIConnection.cdb(of: command(ahs: [0xFF, 0xFF, 1, 0])))
+    }
+}

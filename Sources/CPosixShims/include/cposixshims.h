@@ -22,4 +22,10 @@ long vmfs_fstatfs_type(int fd);
 // ioctl() is variadic in C; Swift cannot call variadic C functions.
 int vmfs_ioctl_ptr(int fd, unsigned long request, void *arg);
 int vmfs_ioctl_int(int fd, unsigned long request, int arg);
+// Opens `path` with O_PATH (a location only: no data access, so a FIFO or device does
+// nothing yet; O_PATH is a _GNU_SOURCE name Swift does not see). With `magic_links` 0 it
+// uses openat2(2) (no glibc wrapper in Debian 12) to refuse (ELOOP) passing through procfs's
+// descriptor links (/proc/self/fd/N, /proc/PID/root, ...): a user-named path must never
+// reach the daemon's own open files. Returns the descriptor, or -1 with errno set.
+int vmfs_open_location(const char *path, int magic_links);
 #endif
