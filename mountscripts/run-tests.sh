@@ -20,4 +20,10 @@ if [[ -n "$summary" ]]; then
   failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
   echo "$((total - failed)) passed, $failed failed"
 fi
+# The libFuzzer harnesses (disc reader, CDB path, iSCSI codec and login, control files), a
+# short run each; docs/reliability.md has the long runs. FUZZ_SECONDS=0 skips them.
+fuzz_seconds=${FUZZ_SECONDS:-15}
+if [[ "$fuzz_seconds" != 0 ]]; then
+  fuzz/run.sh "$fuzz_seconds" || { echo "fuzz: a harness failed (crash, hang or out of memory)"; status=1; }
+fi
 exit "$status"
