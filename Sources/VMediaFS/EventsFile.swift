@@ -28,7 +28,7 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         subscription = bus.subscribe { [weak self] in self?.wake() }
     }
 
-    /// What this reader has been handed, the last `historyLimit` bytes of it, with the
+    /// What this reader has been handed, at least the last `historyLimit` bytes of it, with the
     /// stream offset of its first byte. A reader may seek back into it and read again:
     /// bash's `read` reads ahead and seeks back to the end of the line it used.
     private let history = Mutex<(bytes: [UInt8], start: UInt64)>(([], 0))
@@ -74,7 +74,9 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         history.withLock { h -> [UInt8]? in
             guard let bytes = subscription.take(maxBytes: maxBytes) else { return nil }
             h.bytes += bytes
-            if h.bytes.count > Self.historyLimit {
+            // Trimmed back to the limit only once it is twice over, so that one-byte reads
+            // (bash, `dd bs=1`) do not each move the whole window.
+            if h.bytes.count > 2 * Self.historyLimit {
                 let drop = h.bytes.count - Self.historyLimit
                 h.bytes.removeFirst(drop)
                 h.start += UInt64(drop)

@@ -12,8 +12,8 @@ extension VMediaFileSystem {
             return reply.fail(EISDIR)
         case .events:
             guard !writing else { return reply.fail(EACCES) }
-            // Seekable, though every read takes the next bytes of the stream whatever its
-            // offset: `tail` seeks before it follows (docs/contract.md, events).
+            // Seekable: a read below what this reader was handed reads it again (bash's `read`
+            // seeks back), any other offset takes the next bytes (docs/contract.md, events).
             let h = EventsHandle(fs: self)
             reply.opened(OpenResult(handle: h.retainForKernel(), directIO: true))
         case .disc:
