@@ -69,12 +69,19 @@ final class DeepTreeTests: ImageTestCase {
         XCTAssertEqual(Set(try volume.children(of: middle).map(\.name)), ["d", "mark500"])
     }
 
+    /// A chain `levels` deep written by genisoimage with Rock Ridge (which relocates what
+    /// lies past ISO 9660's eight levels); returns the image's path.
+    static func genisoimageChain(in dir: TempDir, levels: Int) throws -> String {
+        try makeChain(dir.sub("src"), levels: levels)
+        let image = dir.sub("deep.iso")
+        try Tool.run("genisoimage", ["-quiet", "-R", "-o", image, dir.sub("src")])
+        return image
+    }
+
     func testRelocatedDirectoriesThreeHundredLevelsDeepListToTheBottom() throws {
         try requireTools("genisoimage")
         let dir = try TempDir("deep300")
-        try Self.makeChain(dir.sub("src"), levels: 300)
-        let image = dir.sub("deep.iso")
-        try Tool.run("genisoimage", ["-quiet", "-R", "-o", image, dir.sub("src")])
+        let image = try Self.genisoimageChain(in: dir, levels: 300)
         let plain = try open(image, OpenOptions(format: .iso9660))
         XCTAssertTrue(try plain.children(of: Volume.rootID).contains { $0.name.lowercased() == "rr_moved" }, "relocated for real")
         let volume = try open(image)
@@ -85,9 +92,7 @@ final class DeepTreeTests: ImageTestCase {
     func testPastTheDepthLimitListingFailsInsteadOfShowingEmpty() throws {
         try requireTools("genisoimage")
         let dir = try TempDir("deepcap")
-        try Self.makeChain(dir.sub("src"), levels: 300)
-        let image = dir.sub("deep.iso")
-        try Tool.run("genisoimage", ["-quiet", "-R", "-o", image, dir.sub("src")])
+        let image = try Self.genisoimageChain(in: dir, levels: 300)
         let volume = try open(image, OpenOptions(maxDepth: 200))
         let last = try descend(volume, levels: 199)
         let capped = try XCTUnwrap(volume.lookup("d", in: last))     // depth 200: named, not listable

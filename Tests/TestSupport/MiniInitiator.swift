@@ -181,14 +181,21 @@ public final class MiniInitiator {
         return nil
     }
 
-    /// A Text request (SendTargets); returns the answer's keys in order.
-    public func text(_ keys: [(key: String, value: String)]) -> [(key: String, value: String)]? {
-        var p = ISCSIPDU(opcode: .textRequest, immediate: true, flags: 0x80)
+    /// An immediate, final request with the next task tag and no target transfer tag (Text,
+    /// NOP-Out), numbered with the session's current CmdSN and ExpStatSN; not sent.
+    public func immediateRequest(_ opcode: ISCSIOpcode) -> ISCSIPDU {
+        var p = ISCSIPDU(opcode: opcode, immediate: true, flags: 0x80)
         p.initiatorTaskTag = itt
         itt &+= 1
         p.setU32(ISCSIPDU.reservedTag, at: 20)
         p.setU32(cmdSN, at: 24)
         p.setU32(expStatSN, at: 28)
+        return p
+    }
+
+    /// A Text request (SendTargets); returns the answer's keys in order.
+    public func text(_ keys: [(key: String, value: String)]) -> [(key: String, value: String)]? {
+        var p = immediateRequest(.textRequest)
         p.data = TextKeys.encode(keys)
         send(p)
         guard let r = receive(), r.opcode == .textResponse else { return nil }

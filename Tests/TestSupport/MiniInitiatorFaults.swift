@@ -62,12 +62,7 @@ extension MiniInitiator {
 
     /// A NOP-Out ping (immediate) with `data`, not sent; the target answers with a NOP-In.
     public func pingPDU(data: [UInt8] = []) -> ISCSIPDU {
-        var p = ISCSIPDU(opcode: .nopOut, immediate: true, flags: 0x80)
-        p.initiatorTaskTag = itt
-        itt &+= 1
-        p.setU32(ISCSIPDU.reservedTag, at: 20)
-        p.setU32(cmdSN, at: 24)
-        p.setU32(expStatSN, at: 28)
+        var p = immediateRequest(.nopOut)
         p.data = data
         return p
     }
