@@ -3,10 +3,12 @@ import PackageDescription
 
 // One direction of imports (see docs/architecture.md):
 //   vmediafs  ->  VMediaFS  ->  FuseKernel -> CFuse3
-//                           ->  VirtualMedia -> SCSI, CSQLite, CPosixShims
-//                           ->  ISO9660
-//                           ->  ISCSI -> SCSI, swift-nio
+//             |             ->  VirtualMedia -> SCSI, CSQLite, CPosixShims
+//             |             ->  ISO9660, SCSI
+//             ->  ISCSI -> SCSI, swift-nio
+//   vmedia    ->  VMediaCLI (the mounted tree's files only), swift-argument-parser
 // SCSI and ISO9660 do no I/O of their own; only FuseKernel sees libfuse; only the store sees SQLite.
+// Every target names each module it imports.
 let package = Package(
     name: "vmediafs",
     platforms: [.macOS(.v15)],
@@ -32,8 +34,9 @@ let package = Package(
             "SCSI", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CPosixShims"]),
-        .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660", "ISCSI"]),
-        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS"]),
+        .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660"]),
+        // The daemon: options, start-up, the mount's session and the iSCSI target's wiring.
+        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS", "FuseKernel", "VirtualMedia", "SCSI", "ISCSI"]),
         // The administrator's command line: works only through the mounted tree's files.
         .target(name: "VMediaCLI"),
         .executableTarget(name: "vmedia", dependencies: [
@@ -52,7 +55,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
+        .testTarget(name: "FuseKernelTests", dependencies: ["FuseKernel", "CFuse3"]),
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
+        .testTarget(name: "DaemonTests", dependencies: ["vmediafs", "VMediaFS", "VirtualMedia"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
         .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "TestSupport"]),
     ]

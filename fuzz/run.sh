@@ -4,7 +4,8 @@
 # fuzz-control (control-file parsers). Two run at a time (FUZZ_JOBS=1 runs them one by one).
 # Prints executions, exec/s, coverage and the outcome per harness; exits non-zero on any crash,
 # hang (1 s per input) or OOM (512 MB). Inputs that failed are kept in .build-fuzz/artifacts/.
-# Usage: fuzz/run.sh [SECONDS]      (FUZZ_HARNESSES="iso scsi" to run only some)
+# Usage: fuzz/run.sh [SECONDS]      (FUZZ_HARNESSES="iso scsi" to run only some; FUZZ_RUNS=N stops
+#        each harness after N executions instead, with SECONDS, if given and not 0, as a cap)
 set -uo pipefail
 seconds=${1:-60}
 cd "$(dirname "$0")/.."
@@ -35,11 +36,16 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64:detect_leaks=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/fuzz/lsan.supp:print_suppressions=0}
 harnesses=${FUZZ_HARNESSES:-iso scsi iscsi control}
 jobs=${FUZZ_JOBS:-2}
+limits=(-max_total_time="$seconds")
+if [ -n "${FUZZ_RUNS:-}" ]; then
+    limits=(-runs="$FUZZ_RUNS")
+    [ "$#" -gt 0 ] && [ "$seconds" != 0 ] && limits+=(-max_total_time="$seconds")
+fi
 
 run_one() {  # NAME: runs one harness; its log is .build-fuzz/logs/NAME.log
     local name=$1
     mkdir -p "$scratch/corpus/$name" "$scratch/artifacts/$name" "$scratch/logs"
-    "$scratch/bin/fuzz-$name" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=512 -print_final_stats=1 \
+    "$scratch/bin/fuzz-$name" "${limits[@]}" -timeout=1 -rss_limit_mb=512 -print_final_stats=1 \
         -artifact_prefix="$scratch/artifacts/$name/" "$scratch/corpus/$name" "$scratch/seeds/$name" \
         >"$scratch/logs/$name.log" 2>&1
     echo $? >"$scratch/logs/$name.status"

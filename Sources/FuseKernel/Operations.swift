@@ -24,27 +24,29 @@ private func fs(_ req: OpaquePointer) -> any FileSystem { sessionBox(req)!.fileS
 private func str(_ p: UnsafePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
 private func ts(_ t: timespec) -> Timestamp { Timestamp(seconds: Int64(t.tv_sec), nanoseconds: Int64(t.tv_nsec)) }
 
+/// The INIT answer's capabilities for `options`, from what the kernel offers (`capable`).
+/// Returns whether directories are opened without OPENDIR/RELEASEDIR from now on.
+func negotiate(_ conn: inout fuse_conn_info, _ options: SessionOptions) -> Bool {
+    if options.truncateAtOpen { conn.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC) & conn.capable }
+    if options.splice { conn.want |= UInt32(FUSE_CAP_SPLICE_WRITE) & conn.capable }
+    if options.maxRead > 0 { conn.max_read = options.maxRead }
+    // Directories opened without a round trip: ls -R of a large host would otherwise pay
+    // OPENDIR and RELEASEDIR for every guest and drive directory. The kernel then keeps
+    // every listing; it checks a kept listing against the directory's mtime at each listing
+    // from the start only with auto_inval_data, so both or neither.
+    let both = UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) | UInt32(FUSE_CAP_AUTO_INVAL_DATA)
+    guard options.skipOpendir, conn.capable & both == both else { return false }
+    conn.want |= both
+    return true
+}
+
 func makeOperations() -> fuse_lowlevel_ops {
     var ops = fuse_lowlevel_ops()
     ops.`init` = { userdata, conn in
         guard let userdata, let conn else { return }
         let box = Unmanaged<SessionBox>.fromOpaque(userdata).takeUnretainedValue()
-        // O_TRUNC arrives with open() instead of as a separate setattr: `media` needs to
-        // tell "echo x > media" (truncate then write: a swap) from ": > media" (eject).
-        conn.pointee.want |= UInt32(FUSE_CAP_ATOMIC_O_TRUNC)
-        if box.options.splice {
-            conn.pointee.want |= UInt32(FUSE_CAP_SPLICE_WRITE) & conn.pointee.capable
-        }
-        if box.options.maxRead > 0 { conn.pointee.max_read = box.options.maxRead }
-        // Directories opened without a round trip: ls -R of a large host would otherwise
-        // pay OPENDIR and RELEASEDIR for every guest and drive directory. The kernel then
-        // keeps every listing; it checks a kept listing against the directory's mtime at
-        // each listing from the start only with auto_inval_data, so both or neither.
-        let both = UInt32(FUSE_CAP_NO_OPENDIR_SUPPORT) | UInt32(FUSE_CAP_AUTO_INVAL_DATA)
-        if box.options.skipOpendir, conn.pointee.capable & both == both {
-            conn.pointee.want |= both
-            box.opendirSkipped.store(true, ordering: .relaxed)
-        }
+        let skipped = negotiate(&conn.pointee, box.options)
+        box.opendirSkipped.store(skipped, ordering: .relaxed)
         // The kernel applies min(bdi window, answer) when this INIT is answered: raise the
         // bdi's window first, then answer with the same value.
         if box.options.readaheadKiB > 0, setReadahead(mountpoint: box.mountpoint, kib: box.options.readaheadKiB) {

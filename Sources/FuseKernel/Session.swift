@@ -19,6 +19,10 @@ public struct SessionOptions: Sendable {
     /// keeps every directory's listing, so the filesystem must move the mtime of a
     /// directory that changes behind the kernel's back and invalidate its attributes.
     public var skipOpendir = true
+    /// Ask the kernel to pass O_TRUNC with the open (FUSE_CAP_ATOMIC_O_TRUNC) instead of a
+    /// separate truncating SETATTR before it, so that a filesystem can tell an open that
+    /// truncates from a truncation on its own.
+    public var truncateAtOpen = true
     public init() {}
 }
 

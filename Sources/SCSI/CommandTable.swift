@@ -31,9 +31,14 @@ struct Command: Sendable {
     let usage: [UInt8]
     /// Fails 02/3A/0x without a medium (after the unit attention check).
     let needsMedium: Bool
+    /// Runs while a unit attention is pending, leaving it pending: INQUIRY, REPORT LUNS and
+    /// REQUEST SENSE (SPC-4 5.14; REQUEST SENSE reports and clears it), GET CONFIGURATION and
+    /// GET EVENT STATUS NOTIFICATION (MMC-6 4.1.6.1, so that a host can poll for media events).
+    let passesAttention: Bool
     let handler: Handler
 
-    init(_ opcode: UInt8, sa: UInt8? = nil, _ name: String, usage: [UInt8], needsMedium: Bool, _ handler: @escaping Handler) {
+    init(_ opcode: UInt8, sa: UInt8? = nil, _ name: String, usage: [UInt8], needsMedium: Bool,
+         passesAttention: Bool = false, _ handler: @escaping Handler) {
         precondition(usage.first == opcode, "usage data must start with the opcode")
         self.opcode = opcode
         self.serviceAction = sa
@@ -41,6 +46,7 @@ struct Command: Sendable {
         self.length = usage.count
         self.usage = usage
         self.needsMedium = needsMedium
+        self.passesAttention = passesAttention
         self.handler = handler
     }
 }
@@ -63,16 +69,6 @@ enum CommandTable {
         for c in all { table[Int(c.opcode)].append(c) }
         return table
     }()
-
-    /// Opcodes that a pending unit attention does not block: INQUIRY, REPORT LUNS and REQUEST
-    /// SENSE (SPC-4 5.14; REQUEST SENSE reports and clears it), plus GET CONFIGURATION and
-    /// GET EVENT STATUS NOTIFICATION (MMC-6 4.1.6.1, so that a host can poll for media events).
-    static func exemptFromAttention(_ opcode: UInt8) -> Bool {
-        switch opcode {
-        case 0x12, 0xA0, 0x03, 0x46, 0x4A: return true
-        default: return false
-        }
-    }
 
     /// The command for `cdb`, or the sense to report: 05/20/00 for an unknown opcode, 05/24/00
     /// (pointing at the service action field) for an unknown service action.
@@ -106,11 +102,13 @@ extension DriveCore {
             .done(.checkCondition(e.code, field: e.field, descriptorFormat: descriptor))
         }
         guard cdb.count > 0 else { return fail(.invalidField(byte: 0)) }
-        if !CommandTable.exemptFromAttention(cdb.opcode), let ua = takeAttention(initiator) {
+        // An unknown opcode reports a pending unit attention first, like any other command.
+        let found = Result { () throws(SenseError) in try CommandTable.lookup(cdb) }
+        if (try? found.get())?.passesAttention != true, let ua = takeAttention(initiator) {
             return fail(SenseError(ua))
         }
         let command: Command
-        do { command = try CommandTable.lookup(cdb) } catch { return fail(error) }
+        do { command = try found.get() } catch { return fail(error) }
         if cdb.count < command.length { return fail(.invalidField(byte: 0)) }
         if command.needsMedium && medium == nil { return fail(SenseError(notPresentSense)) }
         let request = Request(cdb: cdb, initiator: initiator, dataOut: dataOut, device: device)

@@ -3,7 +3,7 @@
 enum ConfigurationCommands {
     static let commands: [Command] = [
         Command(0x46, "GET CONFIGURATION", usage: [0x46, 0x03, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0],
-                needsMedium: false, getConfiguration),
+                needsMedium: false, passesAttention: true, getConfiguration),
     ]
 
     /// One feature descriptor (MMC-6 Table 87): code, version / persistent / current, data.

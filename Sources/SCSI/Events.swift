@@ -7,7 +7,7 @@
 enum EventCommands {
     static let commands: [Command] = [
         Command(0x4A, "GET EVENT STATUS NOTIFICATION", usage: [0x4A, 0x01, 0, 0, 0xFF, 0, 0, 0xFF, 0xFF, 0],
-                needsMedium: false, getEventStatus),
+                needsMedium: false, passesAttention: true, getEventStatus),
     ]
 
     /// The only class we report: Media (bit 4 of NOTIFICATION CLASS REQUEST / SUPPORTED EVENT

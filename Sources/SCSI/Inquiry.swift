@@ -4,7 +4,7 @@ enum InquiryCommands {
     static let peripheral: UInt8 = 0x05
 
     static let commands: [Command] = [
-        Command(0x12, "INQUIRY", usage: [0x12, 0x03, 0xFF, 0xFF, 0xFF, 0x00], needsMedium: false, inquiry),
+        Command(0x12, "INQUIRY", usage: [0x12, 0x03, 0xFF, 0xFF, 0xFF, 0x00], needsMedium: false, passesAttention: true, inquiry),
     ]
 
     /// The VPD pages we support, ascending (VPD page 00h lists them).

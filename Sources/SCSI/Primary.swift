@@ -3,9 +3,9 @@
 enum PrimaryCommands {
     static let commands: [Command] = [
         Command(0x00, "TEST UNIT READY", usage: [0x00, 0, 0, 0, 0, 0], needsMedium: true) { _, _ throws(SenseError) in .none },
-        Command(0x03, "REQUEST SENSE", usage: [0x03, 0x01, 0, 0, 0xFF, 0], needsMedium: false, requestSense),
+        Command(0x03, "REQUEST SENSE", usage: [0x03, 0x01, 0, 0, 0xFF, 0], needsMedium: false, passesAttention: true, requestSense),
         Command(0xA0, "REPORT LUNS", usage: [0xA0, 0, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
-                needsMedium: false, reportLUNs),
+                needsMedium: false, passesAttention: true, reportLUNs),
         Command(0xA3, sa: 0x0C, "REPORT SUPPORTED OPERATION CODES",
                 usage: [0xA3, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0],
                 needsMedium: false, reportSupportedOpcodes),

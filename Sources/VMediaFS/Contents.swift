@@ -5,57 +5,6 @@ import SCSI
 import Synchronization
 import VirtualMedia
 
-/// Reads a loaded disc's sectors through its drive's emulator, as one initiator bound to
-/// one media generation: once the media changes, every read fails (`ESTALE`).
-final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
-    let runtime: DriveRuntime
-    let initiator: InitiatorID
-    let generation: UInt64
-    let sectorCount: UInt64
-
-    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, sectorCount: UInt64) {
-        self.runtime = runtime; self.initiator = initiator; self.generation = generation; self.sectorCount = sectorCount
-    }
-
-    deinit { runtime.emulator.detach(initiator) }
-
-    /// The READ's answer for `count` sectors at `sector`, checked to be of this generation.
-    func range(_ sector: UInt64, count: Int) throws(FSError) -> BlockRange {
-        let result = runtime.emulator.read(lba: sector, blocks: UInt32(count), from: initiator)
-        guard result.status == .good, case .blocks(let range) = result.data else {
-            // As for `disc`: a failure once the media changed is the change.
-            let e = errno(for: result.sense)
-            let changed = e == ENOMEDIUM || runtime.emulator.state.generation != generation
-            throw FSError(changed ? ESTALE : e)
-        }
-        guard range.generation == generation else { throw FSError(ESTALE) }
-        return range
-    }
-
-    func readSectors(_ sector: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let r = try range(sector, count: count)
-        do { try r.copy(into: buffer) } catch { throw FSError(EIO) }
-    }
-}
-
-/// An open file of `contents/`: where its bytes are on the disc.
-final class ContentsHandle: OpenHandle, @unchecked Sendable {
-    let volume: Volume
-    let reader: EmulatorSectorReader
-    let node: NodeID
-    let size: UInt64
-    /// The file's extents with the file offset each starts at.
-    let extents: [(start: UInt64, extent: Extent)]
-
-    init(volume: Volume, reader: EmulatorSectorReader, node: NodeID, size: UInt64, extents: [Extent]) {
-        self.volume = volume; self.reader = reader; self.node = node; self.size = size
-        var at: UInt64 = 0
-        var list: [(UInt64, Extent)] = []
-        for e in extents { list.append((at, e)); at += e.length }
-        self.extents = list
-    }
-}
-
 /// A child of a `contents/` directory.
 struct ContentsChild {
     var name: String
@@ -132,7 +81,7 @@ final class ContentsCache: Sendable {
         opened.withLock { $0.values.compactMap { $0.volume?.nodeCount }.reduce(0, +) }
     }
 
-    private func map(_ error: any Error) -> FSError {
+    static func fsError(_ error: any Error) -> FSError {
         if let e = error as? FSError { return e }
         if let d = error as? DiscFormatError {
             switch d.code {
@@ -158,7 +107,7 @@ final class ContentsCache: Sendable {
         guard let (v, _) = try volume(drive: drive, generation: generation) else { return [] }
         do {
             return try v.children(of: node).map { ContentsChild(name: $0.name, node: $0.id, type: ContentsCache.type($0.kind)) }
-        } catch { throw map(error) }
+        } catch { throw Self.fsError(error) }
     }
 
     static func type(_ kind: NodeKind) -> UInt32 {
@@ -173,7 +122,7 @@ final class ContentsCache: Sendable {
     func attributes(drive: Int64, generation: UInt64, node: UInt64, ino: UInt64) throws(FSError) -> FileAttributes {
         guard let (v, _) = try volume(drive: drive, generation: generation) else { throw FSError(ENOENT) }
         let a: NodeAttributes
-        do { a = try v.attributes(of: node) } catch { throw map(error) }
+        do { a = try v.attributes(of: node) } catch { throw Self.fsError(error) }
         func ts(_ t: Timespec) -> Timestamp { Timestamp(seconds: t.seconds, nanoseconds: Int64(t.nanoseconds)) }
         var mode = a.mode
         if mode & S_IFMT == 0 { mode |= ContentsCache.type(a.kind) }
@@ -191,7 +140,7 @@ final class ContentsCache: Sendable {
         do {
             guard let t = try v.attributes(of: node).symlinkTarget else { throw FSError(EINVAL) }
             return t
-        } catch { throw map(error) }
+        } catch { throw Self.fsError(error) }
     }
 
     func open(drive: Int64, generation: UInt64, node: UInt64) throws(FSError) -> ContentsHandle {
@@ -201,28 +150,6 @@ final class ContentsCache: Sendable {
             guard a.kind != .directory else { throw FSError(EISDIR) }
             let extents = a.kind == .regularFile ? try v.extents(of: node) : []
             return ContentsHandle(volume: v, reader: r, node: node, size: a.size, extents: extents)
-        } catch { throw map(error) }
-    }
-
-    /// A read inside one recorded extent is answered from that READ like `disc` (spliced
-    /// where it can be); anything else (extent boundaries, sparse or embedded data) is
-    /// assembled by the disc's reader.
-    func read(_ h: ContentsHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
-        guard offset < h.size, size > 0 else { return reply.data([]) }
-        let length = Int(min(UInt64(size), h.size - offset))
-        if let (start, ext) = h.extents.last(where: { $0.start <= offset }),
-           case .disc(let at, let extLength) = ext, offset + UInt64(length) <= start + extLength {
-            let discOffset = at + (offset - start)
-            let lba = discOffset / 2048
-            let count = (discOffset + UInt64(length) + 2047) / 2048 - lba
-            let range: BlockRange
-            do throws(FSError) { range = try h.reader.range(lba, count: Int(count)) } catch { return reply.fail(error.errno) }
-            return replyBlocks(range, skip: Int(discOffset - lba * 2048), length: length, reply: reply)
-        }
-        do {
-            reply.data(try h.volume.read(h.node, at: offset, count: length))
-        } catch {
-            reply.fail(map(error).errno)
-        }
+        } catch { throw Self.fsError(error) }
     }
 }

@@ -1,28 +1,65 @@
 import FuseKernel
 import Glibc
+import ISO9660
 import SCSI
+import Synchronization
 import VirtualMedia
+
+// The disc read path: `disc` itself, the sector reader that `contents/` shares, the block
+// replies of both, and the one decision the tree makes about a read (sense to errno).
 
 /// The SCSI sense an emulator answered with, as the errno a reader of `disc` gets.
 /// This is the only decision the filesystem makes about a read; the emulator makes the rest.
 func errno(for sense: SenseCode?) -> Int32 {
     guard let s = sense else { return EIO }
-    switch s.key {
-    case 0x02 where s.asc == 0x3A: return ENOMEDIUM      // medium not present
-    case 0x06: return ESTALE                             // unit attention: the media changed
-    case 0x07: return EROFS                              // data protect
-    case 0x05 where s.asc == 0x21: return EINVAL         // LBA out of range
-    default: return EIO
+    switch s {
+    case .mediumNotPresent, .mediumNotPresentTrayClosed, .mediumNotPresentTrayOpen: return ENOMEDIUM
+    case .lbaOutOfRange: return EINVAL
+    default:
+        switch s.key {
+        case SenseKey.unitAttention: return ESTALE      // the media changed
+        case SenseKey.dataProtect: return EROFS
+        default: return EIO
+        }
     }
 }
 
-extension VMediaFileSystem {
-    /// Opens a drive's disc as it is now: its own initiator on the emulator, bound to the
-    /// media generation the path named. A name looked up before a media change opens nothing.
-    func openDisc(_ key: NodeKey) throws(FSError) -> DiscHandle {
-        guard case .disc(let driveID, let generation, _) = key, let rt = host.runtime(driveID: driveID) else {
-            throw FSError(ENOENT)
+/// A drive's `disc` as one media generation (a new generation is a new inode, see
+/// `NodeKey.disc`): the drive's data as a read-only block device image.
+struct DiscNode: TreeNode {
+    let fs: VMediaFileSystem
+    let driveID: Int64
+    let generation: UInt64
+    /// The medium's size in whole blocks, in bytes.
+    let size: UInt64
+    var key: NodeKey { .disc(driveID, generation: generation, size: size) }
+
+    func attributes() throws(FSError) -> FileAttributes {
+        guard let d = fs.host.drive(id: driveID) else { throw FSError(ENOENT) }
+        return fs.attributes(key, mode: S_IFREG | (0o444 & d.owner.mode), uid: d.owner.uid, gid: d.owner.gid, size: size,
+                             time: d.loaded.map { Timestamp(nanos: $0.loadedAt) } ?? Timestamp(nanos: d.created))
+    }
+
+    /// The name follows the media; the mode follows the drive, whose chmod invalidates it.
+    func timeouts(in parent: NodeKey?) -> (entry: Double, attributes: Double) {
+        (VMediaFileSystem.volatileTimeout, VMediaFileSystem.structureTimeout)
+    }
+
+    var isOnDisc: Bool { true }
+
+    func open(flags: Int32, _ ctx: RequestContext) throws(FSError) -> OpenResult {
+        guard (flags & O_ACCMODE) == O_RDONLY else { throw FSError(EROFS) }
+        let h = try openHandle()
+        switch fs.discIO {
+        case .direct: return OpenResult(handle: h.retainForKernel(), directIO: true, noFlush: true)
+        case .cached: return OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true)
         }
+    }
+
+    /// Opens the disc as it is now: its own initiator on the emulator, bound to the media
+    /// generation the path named. A name looked up before a media change opens nothing.
+    private func openHandle() throws(FSError) -> DiscHandle {
+        guard let rt = fs.host.runtime(driveID: driveID) else { throw FSError(ENOENT) }
         let initiator = rt.emulator.attach()
         // The medium and its generation from one look at the emulator: the drive record is
         // updated after the emulator (once the change is durable), so sizes taken from it
@@ -43,32 +80,88 @@ extension VMediaFileSystem {
                 try src.validate(forcingPathCheck: true)
             } catch {
                 rt.emulator.detach(initiator)
-                if let ino = inodes.existing(key) { session?.invalidateInode(ino) }
+                if let ino = fs.inodes.existing(key) { fs.session?.invalidateInode(ino) }
                 throw FSError(EIO)
             }
         }
         rt.openers.add(1, ordering: .relaxed)
         let reader = EmulatorSectorReader(runtime: rt, initiator: initiator, generation: generation, sectorCount: medium.blockCount)
-        return DiscHandle(reader: reader, key: key)
+        return DiscHandle(fs: fs, reader: reader, key: key, capacity: size)
+    }
+}
+
+/// An open `disc`: its own I_T nexus to the drive's emulator, bound to the media
+/// generation it was opened on (the reader; detached when the handle goes). Once the
+/// emulator reports a change (unit attention or no medium) the handle is stale for good: it
+/// never reads another media's bytes.
+final class DiscHandle: OpenHandle, @unchecked Sendable {
+    let fs: VMediaFileSystem
+    let reader: EmulatorSectorReader
+    /// The inode it was opened through: `.disc(drive, generation, size)`.
+    let key: NodeKey
+    /// The disc's size in bytes: whole blocks of the medium it was opened on.
+    let capacity: UInt64
+    let stale = Atomic<Bool>(false)
+
+    init(fs: VMediaFileSystem, reader: EmulatorSectorReader, key: NodeKey, capacity: UInt64) {
+        self.fs = fs; self.reader = reader; self.key = key; self.capacity = capacity
     }
 
-    /// Serves a read of `disc` with a READ(12) of the covering blocks, as the handle's own
-    /// initiator (`EmulatorSectorReader.range`).
-    func readDisc(_ h: DiscHandle, offset: UInt64, size: Int, reply: consuming DataReply) {
-        if h.stale.load(ordering: .relaxed) { return reply.fail(ESTALE) }
-        guard offset < h.capacity, size > 0 else { return reply.data([]) }
-        let length = Int(min(UInt64(size), h.capacity - offset))
+    /// A READ(12) of the covering blocks, as the handle's own initiator.
+    override func read(offset: UInt64, size: Int, flags: Int32, reply: consuming DataReply) {
+        if stale.load(ordering: .relaxed) { return reply.fail(ESTALE) }
+        guard offset < capacity, size > 0 else { return reply.data([]) }
+        let length = Int(min(UInt64(size), capacity - offset))
         let lba = offset / 2048
         let count = (offset + UInt64(length) + 2047) / 2048 - lba
         let range: BlockRange
         do throws(FSError) {
-            range = try h.reader.range(lba, count: Int(count))
+            range = try reader.range(lba, count: Int(count))
         } catch {
-            if error.errno == ESTALE { h.stale.store(true, ordering: .relaxed) }
-            if error.errno == EIO, let ino = inodes.existing(h.key) { session?.invalidateInode(ino) }
+            if error.errno == ESTALE { stale.store(true, ordering: .relaxed) }
+            if error.errno == EIO, let ino = fs.inodes.existing(key) { fs.session?.invalidateInode(ino) }
             return reply.fail(error.errno)
         }
         replyBlocks(range, skip: Int(offset - lba * 2048), length: length, reply: reply)
+    }
+
+    override func release() {
+        // Its initiator is detached with its reader, once no READ in flight holds it.
+        reader.runtime.openers.add(-1, ordering: .relaxed)
+    }
+}
+
+/// Reads a loaded disc's sectors through its drive's emulator, as one initiator bound to
+/// one media generation: once the media changes, every read fails (`ESTALE`). `disc`
+/// handles and the disc trees of `contents/` each have one.
+final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
+    let runtime: DriveRuntime
+    let initiator: InitiatorID
+    let generation: UInt64
+    let sectorCount: UInt64
+
+    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, sectorCount: UInt64) {
+        self.runtime = runtime; self.initiator = initiator; self.generation = generation; self.sectorCount = sectorCount
+    }
+
+    deinit { runtime.emulator.detach(initiator) }
+
+    /// The READ's answer for `count` sectors at `sector`, checked to be of this generation.
+    func range(_ sector: UInt64, count: Int) throws(FSError) -> BlockRange {
+        let result = runtime.emulator.read(lba: sector, blocks: UInt32(count), from: initiator)
+        guard result.status == .good, case .blocks(let range) = result.data else {
+            // A failure once the media changed is the change.
+            let e = errno(for: result.sense)
+            let changed = e == ENOMEDIUM || runtime.emulator.state.generation != generation
+            throw FSError(changed ? ESTALE : e)
+        }
+        guard range.generation == generation else { throw FSError(ESTALE) }
+        return range
+    }
+
+    func readSectors(_ sector: UInt64, count: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let r = try range(sector, count: count)
+        do { try r.copy(into: buffer) } catch { throw FSError(EIO) }
     }
 }
 

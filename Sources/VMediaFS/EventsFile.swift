@@ -3,6 +3,22 @@ import Glibc
 import Synchronization
 import VirtualMedia
 
+/// `MOUNTPOINT/events`: read-only; each open is a reader of the host's event stream from
+/// that moment on.
+struct EventsNode: TreeNode {
+    let fs: VMediaFileSystem
+    var key: NodeKey { .events }
+
+    func attributes() throws(FSError) -> FileAttributes { fs.attributes(key, mode: S_IFREG | 0o444) }
+
+    func open(flags: Int32, _ ctx: RequestContext) throws(FSError) -> OpenResult {
+        guard (flags & O_ACCMODE) == O_RDONLY else { throw FSError(EACCES) }
+        // Seekable: a read below what this reader was handed reads it again (bash's `read`
+        // seeks back), any other offset takes the next bytes (docs/contract.md, events).
+        return OpenResult(handle: EventsHandle(fs: fs).retainForKernel(), directIO: true)
+    }
+}
+
 /// An open `events` file: a subscription to the host's event stream. A read with nothing
 /// to give waits (its reply is kept and answered when a line arrives, or with EINTR when
 /// the reader gives up); `poll` reports POLLIN when lines are waiting.
@@ -38,7 +54,8 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
     /// offsets below what it has been handed read those bytes again (while kept), any
     /// other offset takes the next bytes, and waits for them when none are there. With
     /// O_NONBLOCK (at open, or later through `fcntl`) it answers EAGAIN instead of waiting.
-    func read(offset: UInt64, size: Int, nonBlocking: Bool, reply: consuming DataReply) {
+    override func read(offset: UInt64, size: Int, flags: Int32, reply: consuming DataReply) {
+        let nonBlocking = flags & O_NONBLOCK != 0
         if let again = replay(from: offset, size: size) { return reply.data(again) }
         if let bytes = takeNew(maxBytes: size) { return reply.data(bytes) }
         if nonBlocking { return reply.fail(EAGAIN) }
@@ -101,7 +118,7 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
     }
 
     /// The reader stopped waiting (a signal): answer its read with EINTR, or remember it.
-    func interrupt() {
+    override func interrupt() {
         let reply = waiting.withLock { w -> DataReply? in
             guard w.hasReply else {
                 w.interrupted = true
@@ -113,14 +130,14 @@ final class EventsHandle: OpenHandle, @unchecked Sendable {
         reply?.fail(EINTR)
     }
 
-    func poll(_ wake: PollHandle?) -> UInt32 {
+    override func poll(_ wake: PollHandle?) -> UInt32 {
         if subscription.hasData { return UInt32(POLLIN | POLLRDNORM) }
         if let wake { waiting.withLock { $0.poll = wake } }
         if subscription.hasData { self.wake() }
         return 0
     }
 
-    func close() {
+    override func release() {
         bus.unsubscribe(subscription)
         let reply = waiting.withLock { w -> DataReply? in
             w.hasReply = false

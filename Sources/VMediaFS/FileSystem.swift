@@ -34,15 +34,15 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// How long the kernel may keep names and attributes that change only through this
     /// mount (guest and drive directories, `contents/` itself), or that the daemon
     /// invalidates when they change behind the kernel's back (see `driveChanged`).
-    let structureTimeout = 3600.0
+    static let structureTimeout = 3600.0
     /// The repository follows its media folders, which change behind everyone's back.
-    let repositoryTimeout = 1.0
+    static let repositoryTimeout = 1.0
     /// Names whose target changes with the media (`disc`, `media`, the names directly in
     /// `contents/`): looked up afresh on every path walk, so that a new open always sees
     /// the current media.
-    let volatileTimeout = 0.0
+    static let volatileTimeout = 0.0
     /// Nodes tied to one media generation never change while they exist.
-    let generationTimeout = 3600.0
+    static let generationTimeout = 3600.0
 
     public init(host: Host, discIO: DiscIO = .cached) {
         self.host = host
@@ -108,193 +108,192 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
         return .disc(id, generation: generation, size: (medium?.blockCount ?? 0) * UInt64(Medium.blockSize))
     }
 
-    func credentials(_ ctx: RequestContext) -> Credentials { Credentials(uid: ctx.uid, gid: ctx.gid, groups: ctx.groups) }
-
-    // MARK: lookup
-
-    func child(of parent: NodeKey, named name: String) -> NodeKey? {
-        switch parent {
-        case .root:
-            switch name {
-            case "guests": return .guests
-            case "library": return .library
-            case "events": return .events
-            default: return nil
-            }
-        case .guests:
-            return host.guest(named: name).map { .guest($0.id) }
-        case .guest(let gid):
-            if name == "initiators" { return .initiators(gid) }
-            if name == "chap" { return .chap(gid) }
-            guard let d = host.drive(named: name), d.guestID == gid else { return nil }
-            return .drive(d.id)
-        case .drive(let id):
-            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { return nil }
-            let disc = discKey(id, rt)
-            switch name {
-            case "media": return d.loaded == nil ? nil : .media(id)
-            case "disc": return disc
-            case "status": return .status(id)
-            case "contents": return .contentsRoot(id)
-            default:
-                let key = NodeKey.temporary(id, name)
-                return temporaries.withLock { $0[key] } == nil ? nil : key
-            }
-        case .library:
-            return host.libraryItem(named: name).map { .libraryItem($0.name) }
-        case .libraryItem(let item):
-            return LibraryField(rawValue: name).map { .libraryFile(item, $0) }
-        case .contentsRoot(let d):
-            guard let gen = currentGeneration(d) else { return nil }
-            return contents.child(drive: d, generation: gen, node: ContentsCache.rootNode, name: name)
-                .map { .contents(d, generation: gen, node: $0) }
-        case .contents(let d, let gen, let node):
-            return contents.child(drive: d, generation: gen, node: node, name: name).map { .contents(d, generation: gen, node: $0) }
-        default:
-            return nil
-        }
-    }
-
     func currentGeneration(_ driveID: Int64) -> UInt64? { host.runtime(driveID: driveID)?.emulator.mediumAndGeneration.1 }
+
+    /// Forgets a removed drive: its temporary files, inode numbers and opened disc tree.
+    func forgetDrive(_ id: Int64) {
+        temporaries.withLock { t in t = t.filter { $0.key.driveID != id } }
+        inodes.purge(drive: id) { _ in true }
+        inodes.forgetDiscTrees(drive: id, keeping: nil)
+        contents.forget(drive: id)
+    }
 
     /// A node's attributes with how long the kernel may keep its name and its attributes.
     /// `parent` is given when the name is being looked up in it.
-    func entry(_ key: NodeKey, in parent: NodeKey? = nil) throws(FSError) -> Entry {
-        let attrs = try attributes(key)
-        let timeout: (Double, Double)
-        switch key {
-        case .media, .status, .temporary, .initiators, .chap: timeout = (volatileTimeout, volatileTimeout)
-        // `disc` takes its mode from the drive: a chmod of the drive invalidates it.
-        case .disc: timeout = (volatileTimeout, structureTimeout)
-        // The names directly in `contents/` lead into one media generation's tree.
-        case .contents where parent.map({ if case .contentsRoot = $0 { true } else { false } }) == true:
-            timeout = (volatileTimeout, generationTimeout)
-        case .contents: timeout = (generationTimeout, generationTimeout)
-        // The repository's listing and its files follow the media folders.
-        case .library: timeout = (structureTimeout, volatileTimeout)
-        case .libraryFile(_, .users), .libraryFile(_, .sharable): timeout = (repositoryTimeout, volatileTimeout)
-        case .libraryItem, .libraryFile: timeout = (repositoryTimeout, repositoryTimeout)
-        default: timeout = (structureTimeout, structureTimeout)
-        }
-        return Entry(attributes: attrs, entryTimeout: timeout.0, attributeTimeout: timeout.1)
+    func entry(_ node: any TreeNode, in parent: NodeKey? = nil) throws(FSError) -> Entry {
+        let attrs = try node.attributes()
+        let timeout = node.timeouts(in: parent)
+        return Entry(attributes: attrs, entryTimeout: timeout.entry, attributeTimeout: timeout.attributes)
     }
 
+    /// The node an inode number names; ESTALE for a number that was forgotten.
+    private func node(ino: UInt64) throws(FSError) -> any TreeNode {
+        guard let key = inodes.key(ino) else { throw FSError(ESTALE) }
+        return node(key)
+    }
+
+    /// Runs what a node does in the domain; a refusal ends as its errno (the host has
+    /// already recorded its reason in status, the log and events).
+    private func acting<T>(_ body: () throws(VMError) -> T) throws(FSError) -> T {
+        do throws(VMError) { return try body() } catch { throw FSError(error.errno) }
+    }
+
+    // MARK: names and attributes
+
     public func lookup(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming EntryReply) {
-        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
-        guard let key = child(of: pk, named: name) else { return reply.fail(ENOENT) }
-        do throws(FSError) { reply.entry(try entry(key, in: pk)) } catch { reply.fail(error.errno) }
+        do throws(FSError) {
+            let p = try node(ino: parent)
+            guard let key = p.child(named: name) else { throw FSError(ENOENT) }
+            reply.entry(try entry(node(key), in: p.key))
+        } catch { reply.fail(error.errno) }
     }
 
     public func getattr(_ ctx: RequestContext, ino: UInt64, handle: UInt64?, reply: consuming AttributeReply) {
-        guard let key = inodes.key(ino) else { return reply.fail(ESTALE) }
         do throws(FSError) {
-            let e = try entry(key)
+            let e = try entry(node(ino: ino))
             reply.attributes(e.attributes, timeout: e.attributeTimeout)
         } catch { reply.fail(error.errno) }
+    }
+
+    public func setattr(_ ctx: RequestContext, ino: UInt64, changes: AttributeChanges, reply: consuming AttributeReply) {
+        do throws(FSError) {
+            let n = try node(ino: ino)
+            try acting { () throws(VMError) in try n.setAttributes(changes, handle: changes.handle.flatMap(OpenHandle.from), ctx) }
+            let e = try entry(n)
+            reply.attributes(e.attributes, timeout: e.attributeTimeout)
+        } catch { reply.fail(error.errno) }
+    }
+
+    /// access(2) on a mount without `default_permissions`: the usual owner, group and
+    /// other bits for the caller (root passes every read and write check, and an execute
+    /// check where any execute bit is set); writing anything of a disc (`disc`, `contents/`)
+    /// is EROFS, whoever asks.
+    public func access(_ ctx: RequestContext, ino: UInt64, mask: Int32, reply: consuming StatusReply) {
+        do throws(FSError) {
+            let n = try node(ino: ino)
+            let a = try n.attributes()
+            if mask & W_OK != 0 && n.isOnDisc { throw FSError(EROFS) }
+            guard mask == F_OK || permits(a, mask: mask, ctx) else { throw FSError(EACCES) }
+            reply.ok()
+        } catch { reply.fail(error.errno) }
+    }
+
+    private func permits(_ a: FileAttributes, mask: Int32, _ ctx: RequestContext) -> Bool {
+        if ctx.uid == 0 { return mask & X_OK == 0 || a.mode & 0o111 != 0 || a.mode & S_IFMT == S_IFDIR }
+        let bits: UInt32
+        if ctx.uid == a.uid { bits = (a.mode >> 6) & 7 }
+        else if ctx.gid == a.gid || ctx.groups.contains(a.gid) { bits = (a.mode >> 3) & 7 }
+        else { bits = a.mode & 7 }
+        return UInt32(mask) & 7 & ~bits == 0
+    }
+
+    public func readlink(_ ctx: RequestContext, ino: UInt64, reply: consuming LinkReply) {
+        do throws(FSError) { reply.target(try node(ino: ino).readlink()) } catch { reply.fail(error.errno) }
     }
 
     // MARK: directories
 
     public func listDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> [DirectoryItem] {
-        guard let key = inodes.key(ino) else { throw FSError(ESTALE) }
-        var items = [DirectoryItem(name: ".", ino: ino, type: S_IFDIR), DirectoryItem(name: "..", ino: 1, type: S_IFDIR)]
-        func add(_ name: String, _ k: NodeKey, _ type: UInt32) { items.append(DirectoryItem(name: name, ino: inodes.ino(k), type: type)) }
-        switch key {
-        case .root:
-            add("guests", .guests, S_IFDIR); add("library", .library, S_IFDIR); add("events", .events, S_IFREG)
-        case .guests:
-            for g in host.guests() { add(g.name, .guest(g.id), S_IFDIR) }
-        case .guest(let gid):
-            guard host.guest(id: gid) != nil else { throw FSError(ENOENT) }
-            add("initiators", .initiators(gid), S_IFREG)
-            add("chap", .chap(gid), S_IFREG)
-            for d in host.drives(ofGuest: gid) { add(d.name, .drive(d.id), S_IFDIR) }
-        case .drive(let id):
-            guard let d = host.drive(id: id), let rt = host.runtime(driveID: id) else { throw FSError(ENOENT) }
-            let disc = discKey(id, rt)
-            if d.loaded != nil { add("media", .media(id), S_IFREG) }
-            add("disc", disc, S_IFREG)
-            add("status", .status(id), S_IFREG)
-            add("contents", .contentsRoot(id), S_IFDIR)
-            for k in temporaries.withLock({ Array($0.keys) }) {
-                if case .temporary(id, let name) = k { add(name, k, S_IFREG) }
-            }
-        case .library:
-            for item in host.library() { add(item.name, .libraryItem(item.name), S_IFDIR) }
-        case .libraryItem(let name):
-            guard host.libraryItem(named: name) != nil else { throw FSError(ENOENT) }
-            for f in LibraryField.allCases { add(f.rawValue, .libraryFile(name, f), S_IFREG) }
-        case .contentsRoot(let d):
-            guard let gen = currentGeneration(d) else { throw FSError(ENOENT) }
-            for c in try contents.children(drive: d, generation: gen, node: ContentsCache.rootNode) {
-                add(c.name, .contents(d, generation: gen, node: c.node), c.type)
-            }
-        case .contents(let d, let gen, let node):
-            for c in try contents.children(drive: d, generation: gen, node: node) {
-                add(c.name, .contents(d, generation: gen, node: c.node), c.type)
-            }
-        default:
-            throw FSError(ENOTDIR)
-        }
-        return items
+        let items = try node(ino: ino).list()
+        return [DirectoryItem(name: ".", ino: ino, type: S_IFDIR), DirectoryItem(name: "..", ino: 1, type: S_IFDIR)] + items
     }
 
     /// Listings the kernel may keep: a disc's directories (one media generation never
     /// changes; a new one has new inodes), and `guests/`, guests and drives, which change
-    /// only through this mount, except a drive's `media` appearing or going by a guest's
-    /// or a deferred eject, which moves the drive directory's mtime (`DriveRecord.changed`).
+    /// only through this mount or move their mtime when they change behind it.
     /// `library/` follows its media folders behind the kernel's back and is never kept.
     public func directoryListingMayBeKept(ino: UInt64) -> Bool {
-        switch inodes.key(ino) {
-        case .contents?, .contentsRoot?, .guests?, .guest?, .drive?: return true
-        default: return false
-        }
+        inodes.key(ino).map { node($0).listingMayBeKept } ?? false
     }
 
     public func mkdir(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, reply: consuming EntryReply) {
-        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
-        let owner = Ownership(uid: ctx.uid, gid: ctx.gid, mode: mode & ~ctx.umask)
-        do throws(VMError) {
+        do throws(FSError) {
             let key: NodeKey
-            switch pk {
-            case .guests: key = .guest(try host.createGuest(name, owner: owner).id)
-            case .guest(let gid):
-                guard let g = host.guest(id: gid) else { throw VMError(ENOENT, "guest is gone") }
-                key = .drive(try host.createDrive(guest: g.name, name: name, owner: owner).id)
-            default: throw VMError(EPERM, "directories can be made only in guests/ and in a guest")
-            }
-            do throws(FSError) { reply.entry(try entry(key)) } catch { reply.fail(error.errno) }
-        } catch {
-            reply.fail(error.errno)
-        }
+            let p = try node(ino: parent)
+            key = try acting { () throws(VMError) in try p.mkdir(name, mode: mode, ctx) }
+            reply.entry(try entry(node(key)))
+        } catch { reply.fail(error.errno) }
     }
 
     public func rmdir(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply) {
-        guard let pk = inodes.key(parent) else { return reply.fail(ESTALE) }
-        do throws(VMError) {
-            switch pk {
-            case .guests:
-                guard let g = host.guest(named: name) else { throw VMError(ENOENT, "no guest \(name)") }
-                try host.removeGuest(name, by: credentials(ctx))
-                inodes.purge { $0 == .guest(g.id) || $0 == .initiators(g.id) || $0 == .chap(g.id) }
-            case .guest(let gid):
-                guard let g = host.guest(id: gid), let d = host.drive(named: name), d.guestID == gid else {
-                    throw VMError(ENOENT, "no drive \(name)")
-                }
-                try host.removeDrive(guest: g.name, name: name, by: credentials(ctx))
-                temporaries.withLock { t in t = t.filter { $0.key.driveID != d.id } }
-                inodes.purge(drive: d.id) { _ in true }
-                inodes.forgetDiscTrees(drive: d.id, keeping: nil)
-                contents.forget(drive: d.id)
-            case .drive, .root, .library, .libraryItem, .contents, .contentsRoot:
-                throw VMError(EPERM, "this directory is part of the tree")
-            default:
-                throw VMError(ENOTDIR, "not a directory")
-            }
+        do throws(FSError) {
+            let p = try node(ino: parent)
+            try acting { () throws(VMError) in try p.rmdir(name, ctx) }
             reply.ok()
-        } catch {
-            reply.fail(error.errno)
-        }
+        } catch { reply.fail(error.errno) }
+    }
+
+    // MARK: files
+
+    /// The kernel sends CREATE for an O_CREAT open of a name it has not cached, even if the
+    /// name exists: that is answered as an open of the existing node (`media` excepted: a
+    /// create of it is always a new writer).
+    public func create(_ ctx: RequestContext, parent: UInt64, name: String, mode: UInt32, flags: Int32, reply: consuming CreateReply) {
+        do throws(FSError) {
+            let p = try node(ino: parent)
+            if name != "media", let existing = p.child(named: name) {
+                if flags & O_EXCL != 0 { throw FSError(EEXIST) }
+                let n = node(existing)
+                let e = try entry(n, in: p.key)
+                return reply.created(e, try n.open(flags: flags, ctx))
+            }
+            let (e, opened) = try p.create(name, mode: mode, flags: flags, ctx)
+            reply.created(e, opened)
+        } catch { reply.fail(error.errno) }
+    }
+
+    public func unlink(_ ctx: RequestContext, parent: UInt64, name: String, reply: consuming StatusReply) {
+        do throws(FSError) {
+            let p = try node(ino: parent)
+            try acting { () throws(VMError) in try p.unlink(name, ctx) }
+            reply.ok()
+        } catch { reply.fail(error.errno) }
+    }
+
+    /// Renames stay in one directory (only an editor's save is a rename here).
+    public func rename(_ ctx: RequestContext, parent: UInt64, name: String, newParent: UInt64, newName: String,
+                       flags: UInt32, reply: consuming StatusReply) {
+        do throws(FSError) {
+            let p = try node(ino: parent)
+            guard parent == newParent else { throw FSError(EPERM) }
+            try acting { () throws(VMError) in try p.rename(name, to: newName, ctx) }
+            reply.ok()
+        } catch { reply.fail(error.errno) }
+    }
+
+    public func open(_ ctx: RequestContext, ino: UInt64, flags: Int32, reply: consuming OpenReply) {
+        do throws(FSError) { reply.opened(try node(ino: ino).open(flags: flags, ctx)) } catch { reply.fail(error.errno) }
+    }
+
+    public func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
+                     reply: consuming DataReply) {
+        guard let h = OpenHandle.from(handle) else { return reply.fail(EBADF) }
+        h.read(offset: offset, size: size, flags: flags, reply: reply)
+    }
+
+    public func write(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, data: UnsafeRawBufferPointer,
+                      reply: consuming WriteReply) {
+        guard let h = OpenHandle.from(handle) else { return reply.fail(EBADF) }
+        h.write(offset: offset, data: data, ctx, reply: reply)
+    }
+
+    public func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply) {
+        do throws(VMError) { try OpenHandle.from(handle)?.flush(ctx) } catch { return reply.fail(error.errno) }
+        reply.ok()
+    }
+
+    public func release(_ ctx: RequestContext, ino: UInt64, handle: UInt64, flags: Int32, reply: consuming StatusReply) {
+        OpenHandle.release(handle)?.release()
+        reply.ok()
+    }
+
+    public func poll(_ ctx: RequestContext, ino: UInt64, handle: UInt64, wake: PollHandle?, reply: consuming PollReply) {
+        reply.events(OpenHandle.from(handle)?.poll(wake) ?? UInt32(POLLIN | POLLRDNORM))
+    }
+
+    public func interrupted(requestID: UInt64) {
+        // Only event reads wait; the id is the handle's number.
+        OpenHandle.from(requestID)?.interrupt()
     }
 
     public func statfs(_ ctx: RequestContext, ino: UInt64, reply: consuming StatfsReply) {

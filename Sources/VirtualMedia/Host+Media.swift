@@ -94,9 +94,7 @@ extension Host {
                 try record(nil, in: &d, state: &st, kind: "eject", uid: user.uid, detail: loaded.path)
                 return (st.label(d), loaded.path)
             }
-            events.post("eject", label, [("media", path), ("by", "host"), ("uid", String(user.uid))])
-            Log.info("\(label): ejected \(path) for uid \(user.uid)")
-            notifyChanged(driveID)
+            announceEject(driveID: driveID, label: label, path: path, by: "host", uid: user.uid)
         } catch {
             refuse(driveID: driveID, text: "eject", error: error, user: user)
             throw error
@@ -139,17 +137,22 @@ extension Host {
     /// A guest ejected (START STOP UNIT) or a deferred eject completed: the emulator is
     /// already empty; record it.
     func ejectedBySCSI(driveID: Int64, cause: EjectCause) {
+        let who = if case .guest = cause { "guest" } else { "deferred" }
         let done: (String, String)? = state.withLock { st in
             guard var d = st.drives[driveID], let loaded = d.loaded else { return nil }
             if let rt = st.runtimes[driveID], rt.emulator.state.mediumPresent { return nil }
-            let who = if case .guest = cause { "guest" } else { "deferred" }
             try? record(nil, in: &d, state: &st, kind: "eject", uid: 0, detail: "\(loaded.path) by=\(who)")
             return (st.label(d), loaded.path)
         }
         guard let (label, path) = done else { return }
-        let who = if case .guest = cause { "guest" } else { "deferred" }
-        events.post("eject", label, [("media", path), ("by", who)])
-        Log.info("\(label): \(path) ejected (\(who))")
+        announceEject(driveID: driveID, label: label, path: path, by: who, uid: nil)
+    }
+
+    /// The tail of every eject, once it is recorded: the `events` line (`by=host` with the
+    /// user's uid, `by=guest`, `by=deferred`), the log line, and the observer.
+    private func announceEject(driveID: Int64, label: String, path: String, by who: String, uid: UInt32?) {
+        events.post("eject", label, [("media", path), ("by", who)] + (uid.map { [("uid", String($0))] } ?? []))
+        if let uid { Log.info("\(label): ejected \(path) for uid \(uid)") } else { Log.info("\(label): \(path) ejected (\(who))") }
         notifyChanged(driveID)
     }
 

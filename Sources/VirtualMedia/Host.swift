@@ -195,18 +195,6 @@ public final class Host: Sendable {
         Log.info("guest \(name) removed by uid \(user.uid)")
     }
 
-    public func setGuestOwnership(id: Int64, _ owner: Ownership) throws(VMError) -> GuestRecord {
-        try state.withLock { (st: inout HostState) throws(VMError) -> GuestRecord in
-            guard var g = st.guests[id] else { throw VMError(ENOENT, "no such guest") }
-            let now = nowNanos()
-            try store.setGuestOwner(id: id, owner: owner, at: now)
-            g.owner = owner
-            g.changed = now
-            st.guests[id] = g
-            return g
-        }
-    }
-
     // MARK: drives
 
     public func createDrive(guest guestName: String, name: String, owner: Ownership) throws(VMError) -> DriveRecord {
@@ -247,15 +235,32 @@ public final class Host: Sendable {
         Log.info("drive \(guestName)/\(name) removed by uid \(user.uid)")
     }
 
-    public func setDriveOwnership(id: Int64, _ owner: Ownership) throws(VMError) -> DriveRecord {
-        try state.withLock { (st: inout HostState) throws(VMError) -> DriveRecord in
-            guard var d = st.drives[id] else { throw VMError(ENOENT, "no such drive") }
+    // MARK: owners
+
+    /// A guest's or a drive's directory, for chmod and chown.
+    public enum Directory: Sendable {
+        case guest(Int64), drive(Int64)
+    }
+
+    /// Gives a guest's or a drive's directory a new owner, group and mode (chmod, chown),
+    /// durable before it returns; the directory's ctime and mtime move to now.
+    public func setOwnership(_ directory: Directory, _ owner: Ownership) throws(VMError) {
+        try state.withLock { (st: inout HostState) throws(VMError) in
             let now = nowNanos()
-            try store.setDriveOwner(id: id, owner: owner, at: now)
-            d.owner = owner
-            d.changed = now
-            st.update(d)
-            return d
+            switch directory {
+            case .guest(let id):
+                guard var g = st.guests[id] else { throw VMError(ENOENT, "no such guest") }
+                try store.setOwner(table: .guests, id: id, owner: owner, at: now)
+                g.owner = owner
+                g.changed = now
+                st.guests[id] = g
+            case .drive(let id):
+                guard var d = st.drives[id] else { throw VMError(ENOENT, "no such drive") }
+                try store.setOwner(table: .drives, id: id, owner: owner, at: now)
+                d.owner = owner
+                d.changed = now
+                st.update(d)
+            }
         }
     }
 }

@@ -205,13 +205,6 @@ public final class StateStore: Sendable {
         try write(history) { (db) throws(VMError) in try db.query("DELETE FROM guests WHERE id=?", [.int(id)]) }
     }
 
-    public func setGuestOwner(id: Int64, owner: Ownership, at time: Nanos) throws(VMError) {
-        try write(nil) { (db) throws(VMError) in
-            try db.query("UPDATE guests SET uid=?, gid=?, mode=?, changed_ns=? WHERE id=?",
-                         [.int(Int64(owner.uid)), .int(Int64(owner.gid)), .int(Int64(owner.mode)), .int(time), .int(id)])
-        }
-    }
-
     /// Records who may log in to a guest over iSCSI and its CHAP credentials.
     public func setGuestAccess(id: Int64, initiators: [String], chap: String, history: HistoryEvent?) throws(VMError) {
         try write(history) { (db) throws(VMError) in
@@ -238,9 +231,10 @@ public final class StateStore: Sendable {
         }
     }
 
-    public func setDriveOwner(id: Int64, owner: Ownership, at time: Nanos) throws(VMError) {
+    /// Records a guest's or a drive's owner, group and mode (`table`: "guests" or "drives").
+    public func setOwner(table: OwnedTable, id: Int64, owner: Ownership, at time: Nanos) throws(VMError) {
         try write(nil) { (db) throws(VMError) in
-            try db.query("UPDATE drives SET uid=?, gid=?, mode=?, changed_ns=? WHERE id=?",
+            try db.query("UPDATE \(table.rawValue) SET uid=?, gid=?, mode=?, changed_ns=? WHERE id=?",
                          [.int(Int64(owner.uid)), .int(Int64(owner.gid)), .int(Int64(owner.mode)), .int(time), .int(id)])
         }
     }
@@ -277,4 +271,9 @@ public final class StateStore: Sendable {
                          [.text(path), .int(sharable ? 1 : 0)])
         }
     }
+}
+
+/// The tables whose rows are directories of the tree, with an owner, group and mode.
+public enum OwnedTable: String, Sendable {
+    case guests, drives
 }

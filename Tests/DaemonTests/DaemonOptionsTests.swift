@@ -1,8 +1,8 @@
 import Glibc
 import VirtualMedia
 import XCTest
-@testable import VMediaFS
-@testable import SCSI
+import VMediaFS
+@testable import vmediafs
 
 final class DaemonOptionsTests: XCTestCase {
     func testMountHelperStyleArguments() throws {
@@ -72,14 +72,5 @@ final class DaemonOptionsTests: XCTestCase {
         XCTAssertEqual(splitHostPort("[::1]:3262").0, "::1")
         XCTAssertEqual(splitHostPort("[::1]:3262").1, 3262)
         XCTAssertEqual(splitHostPort("10.0.0.1").1, 3260)
-    }
-
-    func testSenseToErrno() {
-        XCTAssertEqual(errno(for: .mediumNotPresentTrayOpen), ENOMEDIUM)
-        XCTAssertEqual(errno(for: .notReadyToReadyChange), ESTALE)
-        XCTAssertEqual(errno(for: .writeProtected), EROFS)
-        XCTAssertEqual(errno(for: .lbaOutOfRange), EINVAL)
-        XCTAssertEqual(errno(for: .unrecoveredReadError), EIO)
-        XCTAssertEqual(errno(for: nil), EIO)
     }
 }

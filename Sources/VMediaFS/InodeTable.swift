@@ -1,12 +1,8 @@
 import Synchronization
 
-/// The files of a `library/NAME/` directory.
-enum LibraryField: String, CaseIterable, Sendable {
-    case path, size, users, sharable
-}
-
-/// What an inode is. Every inode of the tree is one of these; the table below gives each
-/// key a number for as long as the daemon runs (or the object lives).
+/// Which node an inode is. Every inode of the tree is one of these; the table below gives
+/// each key a number for as long as the daemon runs (or the object lives), and
+/// `VMediaFileSystem.node(_:)` gives each key the `TreeNode` that behaves as it.
 enum NodeKey: Hashable, Sendable {
     case root, guests, library, events
     case guest(Int64)

@@ -1,10 +1,11 @@
+import VMediaFS
 import FuseKernel
 import ISCSI
 import Glibc
 import VirtualMedia
 
 /// The daemon's settings, from `vmediafs [SOURCE] MOUNTPOINT [options]`.
-public struct DaemonOptions: Sendable, Equatable {
+struct DaemonOptions: Sendable, Equatable {
     public var mountpoint = ""
     public var source = "vmediafs"
     public var statePath: String?
@@ -146,7 +147,7 @@ public struct DaemonOptions: Sendable, Equatable {
 /// Without `-f` the process detaches first, before any thread or file exists (SQLite's
 /// locks do not survive a fork), and the parent waits until the child reports the mount
 /// ready or failed: `mount -t fuse.vmediafs` and scripts see the real outcome.
-public func runDaemon(_ o: DaemonOptions) -> Int32 {
+func runDaemon(_ o: DaemonOptions) -> Int32 {
     let ready: Int32? = o.foreground ? nil : detachFromTerminal()
     let host: Host
     do throws(VMError) {
@@ -181,6 +182,9 @@ public func runDaemon(_ o: DaemonOptions) -> Int32 {
         var sessionOptions = SessionOptions()
         if let k = o.readaheadKiB { sessionOptions.readaheadKiB = k }
         sessionOptions.maxRead = o.maxRead
+        // `media` tells "echo x > media" (an open with O_TRUNC, then a write: a swap) from
+        // ": > media" (an eject) only if O_TRUNC comes with the open, not as a SETATTR first.
+        sessionOptions.truncateAtOpen = true
         session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
         // Before the mount: a SIGTERM that arrives as soon as the mount is seen must end the
         // loop cleanly, not kill the process and leave a dead mount.
