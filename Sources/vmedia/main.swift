@@ -171,7 +171,7 @@ struct Status: ParsableCommand {
 // Our own main: `vmedia: subject: reason` and the documented exit statuses (usage errors
 // exit 1, not ArgumentParser's 64).
 do {
-    var command = try VMedia.parseAsRoot()
+    var command = try VMedia.parseAsRoot(GlobalOptions.reorder(Array(CommandLine.arguments.dropFirst())))
     try command.run()
 } catch let failure as VMediaError {
     emit(failure.description + "\n", fd: 2)

@@ -115,6 +115,15 @@ final class ExecutableTests: XCTestCase {
         XCTAssertEqual((parseJSON(r.out) as? [[String: Any]])?.first?["guest"] as? String, "here")
     }
 
+    func testMountAndJSONBeforeTheSubcommand() throws {
+        try FileManager.default.createDirectory(atPath: fake.root + "/guests/early", withIntermediateDirectories: false)
+        let r = try run(["--mount", fake.root, "--json", "lsguest"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual((parseJSON(r.out) as? [[String: Any]])?.first?["guest"] as? String, "early")
+        let bad = try run(["--mount", fake.root, "--json", "mkguest", "x"])
+        XCTAssertEqual(bad.status, 1, "mkguest has no --json: a usage error")
+    }
+
     func testEventsCountStops() throws {
         try FakeMount.writeText(fake.root + "/events", "T1 create g/d\nT2 insert g/d media=/x.iso\nT3 eject g/d\n")
         let r = try run(["events", "--count", "2", "--mount", fake.root])

@@ -126,4 +126,15 @@ final class ParsingTests: XCTestCase {
     }
 }
 
-private extension Errno { static let perm = Errno.notPermitted }
+private extension Errno { static let perm = Errno.notPermitted 
+    func testGlobalOptionsBeforeTheSubcommandMoveAfterIt() {
+        XCTAssertEqual(GlobalOptions.reorder(["--mount", "/m", "lsvopt", "aix01"]), ["lsvopt", "--mount", "/m", "aix01"])
+        XCTAssertEqual(GlobalOptions.reorder(["--json", "--mount=/m", "lsguest"]), ["lsguest", "--json", "--mount=/m"])
+        XCTAssertEqual(GlobalOptions.reorder(["lsvopt", "--mount", "/m"]), ["lsvopt", "--mount", "/m"])
+        // Left for the parser: no subcommand, an option it must refuse, a missing value.
+        XCTAssertEqual(GlobalOptions.reorder(["--mount", "/m"]), ["--mount", "/m"])
+        XCTAssertEqual(GlobalOptions.reorder(["--mount", "/m", "--bogus", "lsvopt"]), ["--mount", "/m", "--bogus", "lsvopt"])
+        XCTAssertEqual(GlobalOptions.reorder(["--mount"]), ["--mount"])
+        XCTAssertEqual(GlobalOptions.reorder(["--help"]), ["--help"])
+    }
+}
