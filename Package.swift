@@ -43,7 +43,10 @@ let package = Package(
             "VMediaCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "SCSITests", dependencies: ["SCSI", "TestSupport"]),
-        .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660", "TestSupport"]),
+        .testTarget(name: "ISO9660Tests", dependencies: ["ISO9660", "TestSupport", "TestImages"]),
+        // Hostile and oversized disc images written byte by byte (ISO 9660 records, Rock Ridge
+        // entries, whole UDF file systems) for the reader's tests and the mount's.
+        .target(name: "TestImages", path: "Tests/TestImages"),
         // Serves one ISO over iSCSI without the filesystem: for real initiators and benchmarks.
         .executableTarget(name: "iscsi-demo", dependencies: ["ISCSI", "SCSI"]),
         // What several test targets share: a minimal iSCSI initiator that tests drive by hand
@@ -59,6 +62,6 @@ let package = Package(
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "DaemonTests", dependencies: ["vmediafs", "VMediaFS", "VirtualMedia"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),
-        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "TestSupport"]),
+        .testTarget(name: "MountTests", dependencies: ["vmediafs", "vmedia", "TestSupport", "TestImages"]),
     ]
 )

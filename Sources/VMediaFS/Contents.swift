@@ -139,6 +139,9 @@ final class ContentsCache: Sendable {
         guard let (v, _) = try volume(drive: drive, generation: generation) else { throw FSError(ENOENT) }
         do {
             guard let t = try v.attributes(of: node).symlinkTarget else { throw FSError(EINVAL) }
+            // A target holding NUL cannot be given to the kernel whole (it would be cut at the
+            // NUL and point somewhere the disc does not say): the link cannot be read.
+            guard !t.utf8.contains(0) else { throw FSError(EIO) }
             return t
         } catch { throw Self.fsError(error) }
     }

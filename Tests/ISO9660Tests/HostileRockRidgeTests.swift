@@ -1,4 +1,5 @@
 import Foundation
+import TestImages
 import XCTest
 @testable import ISO9660
 

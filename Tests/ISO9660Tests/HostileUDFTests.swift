@@ -1,4 +1,5 @@
 import Foundation
+import TestImages
 import TestSupport
 import XCTest
 @testable import ISO9660

@@ -1,4 +1,5 @@
 import Foundation
+import TestImages
 import TestSupport
 import XCTest
 @testable import ISO9660
@@ -79,34 +80,5 @@ enum Mutator {
         // Most UDF mutations would only break a checksum; re-seal descriptor tags half of the time
         // so that the mutated contents are parsed.
         if Bool.random(using: &random) { UDFTagFixer.reseal(&bytes, sectors: region) }
-    }
-}
-
-/// Recomputes the checksum and CRC of UDF descriptor tags (at sector starts, and FIDs anywhere).
-enum UDFTagFixer {
-    static func reseal(_ bytes: inout [UInt8], sectors: Range<Int>) {
-        for sector in sectors where (sector + 1) * 2048 <= bytes.count {
-            var position = sector * 2048
-            while position + 16 <= (sector + 1) * 2048 {
-                let id = UInt16(bytes[position]) | UInt16(bytes[position + 1]) << 8
-                let version = bytes[position + 2]
-                if (id >= 1 && id <= 9 || id >= 256 && id <= 266) && (version == 2 || version == 3) && bytes[position + 3] == 0 {
-                    reseal(&bytes, at: position)
-                }
-                position += 4
-            }
-        }
-    }
-
-    static func reseal(_ bytes: inout [UInt8], at position: Int) {
-        let crcLength = Int(bytes[position + 10]) | Int(bytes[position + 11]) << 8
-        if position + 16 + crcLength <= bytes.count {
-            let crc = UDFTag.crc16(bytes, from: position + 16, count: crcLength)
-            bytes[position + 8] = UInt8(crc & 0xFF)
-            bytes[position + 9] = UInt8(crc >> 8)
-        }
-        var sum: UInt8 = 0
-        for i in 0..<16 where i != 4 { sum &+= bytes[position + i] }
-        bytes[position + 4] = sum
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import TestImages
+import TestSupport
 import XCTest
 @testable import ISO9660
 
@@ -101,6 +103,15 @@ final class StructureUnitTests: XCTestCase {
         XCTAssertEqual(UDFTag.verify(descriptor), 2)
         descriptor[30] ^= 1
         XCTAssertNil(UDFTag.verify(descriptor), "CRC mismatch")
+    }
+
+    /// The test images' CRC (TestImages, written apart from the reader) agrees with the reader's.
+    func testTestImagesCRCMatchesTheReaders() {
+        var random = SeededRandom(seed: 16)
+        for length in [0, 1, 2, 31, 496, 2032] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            XCTAssertEqual(UDFTagFixer.crc16(bytes, from: 0, count: length), UDFTag.crc16(bytes, from: 0, count: length), "\(length) bytes")
+        }
     }
 
     func testUDFSymlinkPathComponents() {

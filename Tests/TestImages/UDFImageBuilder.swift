@@ -1,5 +1,4 @@
 import Foundation
-@testable import ISO9660
 
 /// Writes small UDF-only images from a host directory, because no tool here can add files to a
 /// UDF image with the UDF 2.50 features: `mkudffs` makes empty file systems only, and
@@ -11,14 +10,14 @@ import Foundation
 /// 8- and 16-bit CS0 names, symlinks, and (optionally) a metadata partition whose metadata file
 /// is split into two extents. 7-Zip 16.02 reads only the plainest of these (file entries, type 1
 /// partition, no symlinks, holes or allocation extent descriptors), and is used on those.
-struct UDFImageBuilder {
-    var metadataPartition = true
-    var extendedEntries = true
-    var label = "BuiltUDF"
+package struct UDFImageBuilder {
+    package var metadataPartition = true
+    package var extendedEntries = true
+    package var label = "BuiltUDF"
     /// No unrecorded extents and no allocation extent descriptors (for 7-Zip 16.02, which has neither).
-    var simpleAllocation = false
+    package var simpleAllocation = false
     /// The metadata file in two extents with a gap between them (7-Zip reads only one extent).
-    var splitMetadata = true
+    package var splitMetadata = true
 
     private enum Item {
         case directory([(String, Node)])
@@ -36,11 +35,13 @@ struct UDFImageBuilder {
     private var meta: [Int: [UInt8]] = [:]
     private var metaCount = 0
     private var dataBlocks: [[UInt8]] = []
-    var uniqueID: UInt64 = 16
+    package var uniqueID: UInt64 = 16
+
+    package init() {}
 
     // MARK: Building
 
-    mutating func build(from source: String, to path: String) throws {
+    package mutating func build(from source: String, to path: String) throws {
         let root = try load(source)
         assignData(root)
         metaCount = 1                                  // block 0: the file set descriptor
@@ -128,10 +129,10 @@ struct UDFImageBuilder {
 
     private mutating func allocate(_ count: Int) -> Int { defer { metaCount += count }; return metaCount }
 
-    var metaRef: UInt16 { metadataPartition ? 1 : 0 }
+    package var metaRef: UInt16 { metadataPartition ? 1 : 0 }
     /// Metadata blocks are partition-0 blocks after the file data when there is no metadata partition.
-    func metaBlock(_ b: Int) -> Int { metadataPartition ? b : dataBlocks.count + b }
-    func dataBlock(_ d: Int) -> Int { metadataPartition ? 2 + d : d }
+    package func metaBlock(_ b: Int) -> Int { metadataPartition ? b : dataBlocks.count + b }
+    package func dataBlock(_ d: Int) -> Int { metadataPartition ? 2 + d : d }
 
     private mutating func writeDirectory(_ node: Node, parent: Node) throws {
         guard case .directory(let children) = node.item else { return }

@@ -1,15 +1,14 @@
 import Foundation
-@testable import ISO9660
 
 /// Finds and changes directory records in ISO 9660 image bytes, for the hostile-image tests.
-enum ISOPatch {
+package enum ISOPatch {
     /// The root directory's extent (block, length) from the primary volume descriptor.
-    static func root(_ b: [UInt8]) -> (block: Int, length: Int) {
-        (Int(b.le32(16 * 2048 + 156 + 2)), Int(b.le32(16 * 2048 + 156 + 10)))
+    package static func root(_ b: [UInt8]) -> (block: Int, length: Int) {
+        (Int(b.littleEndian32(at: 16 * 2048 + 156 + 2)), Int(b.littleEndian32(at: 16 * 2048 + 156 + 10)))
     }
 
     /// The byte offset of the record called `identifier` (ISO name, version suffix ignored) in a directory.
-    static func record(_ b: [UInt8], in dir: (block: Int, length: Int), named identifier: String) -> Int? {
+    package static func record(_ b: [UInt8], in dir: (block: Int, length: Int), named identifier: String) -> Int? {
         var position = dir.block * 2048
         let end = position + dir.length
         while position < end {
@@ -23,12 +22,12 @@ enum ISOPatch {
         return nil
     }
 
-    static func extent(_ b: [UInt8], record: Int) -> (block: Int, length: Int) {
-        (Int(b.le32(record + 2)), Int(b.le32(record + 10)))
+    package static func extent(_ b: [UInt8], record: Int) -> (block: Int, length: Int) {
+        (Int(b.littleEndian32(at: record + 2)), Int(b.littleEndian32(at: record + 10)))
     }
 
     /// Writes a both-endian 32-bit field.
-    static func setBoth32(_ b: inout [UInt8], at offset: Int, _ value: UInt32) {
+    package static func setBoth32(_ b: inout [UInt8], at offset: Int, _ value: UInt32) {
         for i in 0..<4 {
             b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i)))
             b[offset + 7 - i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i)))
@@ -36,7 +35,7 @@ enum ISOPatch {
     }
 
     /// All offsets where `pattern` occurs.
-    static func find(_ b: [UInt8], _ pattern: [UInt8]) -> [Int] {
+    package static func find(_ b: [UInt8], _ pattern: [UInt8]) -> [Int] {
         guard b.count >= pattern.count else { return [] }
         return (0...(b.count - pattern.count)).filter { i in b[i] == pattern[0] && Array(b[i..<(i + pattern.count)]) == pattern }
     }

@@ -1,14 +1,13 @@
 import Foundation
-@testable import ISO9660
 
 /// The descriptors `UDFImageBuilder` writes (ECMA-167 and UDF 2.50 layouts).
 extension UDFImageBuilder {
-    static func put16(_ b: inout [UInt8], _ at: Int, _ v: UInt16) { b[at] = UInt8(v & 0xFF); b[at + 1] = UInt8(v >> 8) }
-    static func put32(_ b: inout [UInt8], _ at: Int, _ v: UInt32) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
-    static func put64(_ b: inout [UInt8], _ at: Int, _ v: UInt64) { put32(&b, at, UInt32(v & 0xFFFF_FFFF)); put32(&b, at + 4, UInt32(v >> 32)) }
+    package static func put16(_ b: inout [UInt8], _ at: Int, _ v: UInt16) { b[at] = UInt8(v & 0xFF); b[at + 1] = UInt8(v >> 8) }
+    package static func put32(_ b: inout [UInt8], _ at: Int, _ v: UInt32) { for i in 0..<4 { b[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
+    package static func put64(_ b: inout [UInt8], _ at: Int, _ v: UInt64) { put32(&b, at, UInt32(v & 0xFFFF_FFFF)); put32(&b, at + 4, UInt32(v >> 32)) }
 
     /// Fills in the 16-byte tag (version 3) at the start of a descriptor laid out from offset 0.
-    static func tag(_ id: UInt16, location: Int, _ body: [UInt8]) -> [UInt8] {
+    package static func tag(_ id: UInt16, location: Int, _ body: [UInt8]) -> [UInt8] {
         var d = body
         put16(&d, 0, id); put16(&d, 2, 3); put32(&d, 12, UInt32(location))
         put16(&d, 10, UInt16(d.count - 16))
@@ -16,23 +15,23 @@ extension UDFImageBuilder {
         return d
     }
 
-    static func regid(_ text: String, suffix: [UInt8] = []) -> [UInt8] {
+    package static func regid(_ text: String, suffix: [UInt8] = []) -> [UInt8] {
         var r = [UInt8](repeating: 0, count: 32)
         for (i, c) in text.utf8.prefix(23).enumerated() { r[1 + i] = c }
         for (i, c) in suffix.prefix(8).enumerated() { r[24 + i] = c }
         return r
     }
 
-    static var udfSuffix: [UInt8] { [0x50, 0x02] }
-    static var charset: [UInt8] { [0] + Array("OSTA Compressed Unicode".utf8) + [UInt8](repeating: 0, count: 40) }
+    package static var udfSuffix: [UInt8] { [0x50, 0x02] }
+    package static var charset: [UInt8] { [0] + Array("OSTA Compressed Unicode".utf8) + [UInt8](repeating: 0, count: 40) }
 
     /// CS0 bytes: compression id 8 when every character fits in a byte, else 16 (UTF-16BE).
-    static func cs0(_ text: String) -> [UInt8] {
+    package static func cs0(_ text: String) -> [UInt8] {
         if text.unicodeScalars.allSatisfy({ $0.value < 256 }) { return [8] + text.unicodeScalars.map { UInt8($0.value) } }
         return [16] + text.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
     }
 
-    static func dstring(_ text: String, size: Int) -> [UInt8] {
+    package static func dstring(_ text: String, size: Int) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: size)
         let bytes = cs0(text).prefix(size - 1)
         d.replaceSubrange(0..<bytes.count, with: bytes)
@@ -40,19 +39,19 @@ extension UDFImageBuilder {
         return d
     }
 
-    static func shortAD(length: Int, block: Int) -> [UInt8] {
+    package static func shortAD(length: Int, block: Int) -> [UInt8] {
         var a = [UInt8](repeating: 0, count: 8)
         put32(&a, 0, UInt32(length)); put32(&a, 4, UInt32(block))
         return a
     }
 
-    static func longAD(length: Int, block: Int, partition: UInt16, type: UInt32 = 0) -> [UInt8] {
+    package static func longAD(length: Int, block: Int, partition: UInt16, type: UInt32 = 0) -> [UInt8] {
         var a = [UInt8](repeating: 0, count: 16)
         put32(&a, 0, UInt32(length) | type << 30); put32(&a, 4, UInt32(block)); put16(&a, 8, partition)
         return a
     }
 
-    static func timestamp(_ seconds: Int) -> [UInt8] {
+    package static func timestamp(_ seconds: Int) -> [UInt8] {
         var t = time_t(seconds), parts = tm()
         gmtime_r(&t, &parts)
         var b = [UInt8](repeating: 0, count: 12)
@@ -64,7 +63,7 @@ extension UDFImageBuilder {
     }
 
     /// ECMA-167 4/14.16 path components of a symlink target.
-    static func pathComponents(_ target: String) -> [UInt8] {
+    package static func pathComponents(_ target: String) -> [UInt8] {
         var out: [UInt8] = []
         if target.hasPrefix("/") { out += [2, 0, 0, 0] }
         for part in target.split(separator: "/", omittingEmptySubsequences: true) {
@@ -79,7 +78,7 @@ extension UDFImageBuilder {
         return out
     }
 
-    func fid(name: String?, characteristics: UInt8, icb: Int) -> [UInt8] {
+    package func fid(name: String?, characteristics: UInt8, icb: Int) -> [UInt8] {
         let identifier = name.map(Self.cs0) ?? []
         var d = [UInt8](repeating: 0, count: 38) + identifier
         d += [UInt8](repeating: 0, count: (4 - d.count % 4) % 4)
@@ -90,7 +89,7 @@ extension UDFImageBuilder {
     }
 
     /// A file entry (tag 261) or extended file entry (tag 266).
-    mutating func fileEntry(type: UInt8, mode: mode_t, stat st: stat?, size: UInt64, adType: UInt16, allocation: [UInt8],
+    package mutating func fileEntry(type: UInt8, mode: mode_t, stat st: stat?, size: UInt64, adType: UInt16, allocation: [UInt8],
                             location: Int, links: Int) -> [UInt8] {
         let base = extendedEntries ? 216 : 176
         var d = [UInt8](repeating: 0, count: base) + allocation
@@ -128,7 +127,7 @@ extension UDFImageBuilder {
         return Self.tag(extendedEntries ? 266 : 261, location: location, d)
     }
 
-    func primaryVolumeDescriptor(at sector: Int) -> [UInt8] {
+    package func primaryVolumeDescriptor(at sector: Int) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: 512)
         d.replaceSubrange(24..<56, with: Self.dstring(label, size: 32))
         Self.put16(&d, 56, 1); Self.put16(&d, 58, 1); Self.put16(&d, 60, 2); Self.put16(&d, 62, 3)
@@ -140,7 +139,7 @@ extension UDFImageBuilder {
         return Self.tag(1, location: sector, d)
     }
 
-    func partitionDescriptor(at sector: Int, start: Int, length: Int) -> [UInt8] {
+    package func partitionDescriptor(at sector: Int, start: Int, length: Int) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: 512)
         Self.put32(&d, 16, 1); Self.put16(&d, 20, 1); Self.put16(&d, 22, 0)
         d.replaceSubrange(24..<56, with: Self.regid("+NSR03"))
@@ -149,7 +148,7 @@ extension UDFImageBuilder {
         return Self.tag(5, location: sector, d)
     }
 
-    func logicalVolumeDescriptor(at sector: Int) -> [UInt8] {
+    package func logicalVolumeDescriptor(at sector: Int) -> [UInt8] {
         var maps: [UInt8] = [1, 6, 1, 0, 0, 0]
         if metadataPartition {
             var map = [UInt8](repeating: 0, count: 64)
@@ -173,7 +172,7 @@ extension UDFImageBuilder {
         return Self.tag(6, location: sector, d)
     }
 
-    func integrityDescriptor() -> [UInt8] {
+    package func integrityDescriptor() -> [UInt8] {
         let partitions = metadataPartition ? 2 : 1
         var d = [UInt8](repeating: 0, count: 80 + partitions * 8 + 46)
         d.replaceSubrange(16..<28, with: Self.timestamp(1_700_000_000))
@@ -186,7 +185,7 @@ extension UDFImageBuilder {
         return Self.tag(9, location: 64, d)
     }
 
-    func anchor(at sector: Int) -> [UInt8] {
+    package func anchor(at sector: Int) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: 512)
         Self.put32(&d, 16, 4 * 2048); Self.put32(&d, 20, 32)
         Self.put32(&d, 24, 4 * 2048); Self.put32(&d, 28, 48)
@@ -194,7 +193,7 @@ extension UDFImageBuilder {
     }
 
     /// The file set descriptor, at metadata block 0.
-    func fileSetDescriptor(root: Int) -> [UInt8] {
+    package func fileSetDescriptor(root: Int) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: 512)
         d.replaceSubrange(16..<28, with: Self.timestamp(1_700_000_000))
         Self.put16(&d, 28, 3); Self.put16(&d, 30, 3); Self.put32(&d, 32, 1); Self.put32(&d, 36, 1)
