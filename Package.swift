@@ -2,7 +2,7 @@
 import PackageDescription
 
 // One direction of imports (see docs/architecture.md):
-//   vmediafs  ->  VMediaFS  ->  FuseKernel -> CFuse3
+//   vmediafs  ->  VMediaFS  ->  FuseKernel -> CFuse3, CFuseABI
 //             |             ->  VirtualMedia -> SCSI, CSQLite, CPosixShims
 //             |             ->  ISO9660, SCSI
 //             ->  ISCSI -> SCSI, swift-nio
@@ -26,7 +26,9 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "CPosixShims"),
-        .target(name: "FuseKernel", dependencies: ["CFuse3"]),
+        // The FUSE kernel protocol's structures (<linux/fuse.h>) and the ioctls Swift cannot expand.
+        .target(name: "CFuseABI"),
+        .target(name: "FuseKernel", dependencies: ["CFuse3", "CFuseABI"]),
         .target(name: "SCSI"),
         .target(name: "ISO9660"),
         // The iSCSI target: guests reach their drives' emulators over the network.
@@ -58,7 +60,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
-        .testTarget(name: "FuseKernelTests", dependencies: ["FuseKernel", "CFuse3"]),
+        .testTarget(name: "FuseKernelTests", dependencies: ["FuseKernel", "CFuse3", "CFuseABI"]),
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "DaemonTests", dependencies: ["vmediafs", "VMediaFS", "VirtualMedia"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),

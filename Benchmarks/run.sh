@@ -210,6 +210,34 @@ if want a || want b; then
         result "(a) disc_io=direct vs the floor, direct [MB/s]" "$vdirect" "$(floor_mbps direct)" "fuse-floor.c, direct_io"
     fi
 fi
+if want a || want d; then
+    # The same disc on a second mount of each other kind: libfuse 3.14 instead of vmediafs's
+    # own wire layer, and the own layer with FUSE passthrough (the kernel reads the image).
+    for kind in libfuse passthrough; do
+        case $kind in
+            libfuse) args=(-o fuse_layer=libfuse) ;;
+            passthrough) args=(-o passthrough) ;;
+        esac
+        KMNT=$W/vmfs-$kind
+        start_vmfs "$kind" "$KMNT" "$W/state-$kind.db" "${args[@]}"
+        KPID=$VPID
+        mkdir "$KMNT/guests/bench" "$KMNT/guests/bench/k$kind"
+        KDRIVE=$KMNT/guests/bench/k$kind
+        echo "$ISO" > "$KDRIVE/media"
+        kreinsert() { rm "$KDRIVE/media"; echo "$ISO" > "$KDRIVE/media"; }
+        if want a; then
+            [[ -n ${direct:-} ]] || direct=$(mbps_n "$RUNS" "" "$ISO")
+            result "(a) seq read cold, -o ${args[*]#-o } [MB/s]" "$(mbps_n "$RUNS" kreinsert "$KDRIVE/disc")" "$direct" "image read directly (page cache)"
+        fi
+        if want d && [[ $kind == libfuse ]]; then
+            result "(d) 4K to the daemon, own layer vs libfuse [IOPS]" "${vd:-$(iops "$DISC" 4 --direct=1)}" "$(iops "$KDRIVE/disc" 4 --direct=1)" "the same on -o fuse_layer=libfuse"
+        fi
+        if want d && [[ $kind == passthrough ]]; then
+            result "(d) 4K rand read, passthrough, 4 readers [IOPS]" "$(iops "$KDRIVE/disc" 4)" "$(iops "$ISO" 4)" "image read directly (page cache)"
+        fi
+        stop_vmfs "$KMNT" "$KPID"
+    done
+fi
 if want c; then
     echo "(c) 4 KiB random reads, warm cache, 1 reader" >&2
     reinsert; cat "$DISC" > /dev/null

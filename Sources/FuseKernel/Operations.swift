@@ -138,14 +138,11 @@ func makeOperations() -> fuse_lowlevel_ops {
     ops.fsync = { req, _, _, _ in fuse_reply_err(req, 0) }
     ops.opendir = { req, ino, fi in
         guard let req, let fi, let box = sessionBox(req) else { return }
-        // ENOSYS here tells the kernel never to send OPENDIR again (agreed at INIT).
-        if box.opendirSkipped.load(ordering: .relaxed) { fuse_reply_err(req, ENOSYS); return }
         do throws(FSError) {
-            let items = try box.fileSystem.listDirectory(context(req, withGroups: false), ino: ino)
-            let h = box.nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
-            box.directories.withLock { $0[h] = items }
-            fi.pointee.fh = h
-            if box.fileSystem.directoryListingMayBeKept(ino: ino) {
+            // nil: ENOSYS tells the kernel never to send OPENDIR again (agreed at INIT).
+            guard let opened = try box.openDirectory(context(req, withGroups: false), ino: ino) else { fuse_reply_err(req, ENOSYS); return }
+            fi.pointee.fh = opened.handle
+            if opened.keep {
                 fi.pointee.cache_readdir = 1
                 fi.pointee.keep_cache = 1
             }
@@ -156,15 +153,16 @@ func makeOperations() -> fuse_lowlevel_ops {
     }
     ops.readdir = { req, ino, size, off, fi in
         guard let req, let fi, let box = sessionBox(req) else { return }
-        if fi.pointee.fh == 0, box.opendirSkipped.load(ordering: .relaxed) {
-            return readdirWithoutOpen(req, box: box, ino: ino, size: size, offset: Int(off))
+        do throws(FSError) {
+            let items = try box.directoryItems(context(req, withGroups: false), ino: ino, handle: fi.pointee.fh, offset: Int(off))
+            replyDirectory(req, items: items, size: size, offset: Int(off))
+        } catch {
+            fuse_reply_err(req, error.errno)
         }
-        guard let items = box.directories.withLock({ $0[fi.pointee.fh] }) else { fuse_reply_err(req, EBADF); return }
-        replyDirectory(req, items: items, size: size, offset: Int(off))
     }
     ops.releasedir = { req, _, fi in
         guard let req, let fi, let box = sessionBox(req) else { return }
-        _ = box.directories.withLock { $0.removeValue(forKey: fi.pointee.fh) }
+        box.releaseDirectory(fi.pointee.fh)
         fuse_reply_err(req, 0)
     }
     ops.fsyncdir = { req, _, _, _ in fuse_reply_err(req, 0) }
@@ -178,30 +176,6 @@ func makeOperations() -> fuse_lowlevel_ops {
                      wake: ph.map { PollHandle($0) }, reply: PollReply(req))
     }
     return ops
-}
-
-/// A READDIR of a directory the kernel opened by itself: the listing is taken at offset 0
-/// and kept by inode until its end has been sent, so that a large directory paged in
-/// many requests is listed once. A later offset with no snapshot (its reader went away and
-/// came back, or two readers raced) lists afresh.
-private func readdirWithoutOpen(_ req: OpaquePointer, box: SessionBox, ino: UInt64, size: Int, offset: Int) {
-    var items = offset == 0 ? nil : box.listings.withLock { $0[ino] }
-    if items == nil {
-        do throws(FSError) {
-            let fresh = try box.fileSystem.listDirectory(context(req, withGroups: false), ino: ino)
-            items = fresh
-            box.listings.withLock { l in
-                if l.count >= 256 { l.removeAll() }   // readers that stopped half way
-                l[ino] = fresh
-            }
-        } catch {
-            fuse_reply_err(req, error.errno)
-            return
-        }
-    }
-    guard let items else { return }
-    if offset >= items.count { _ = box.listings.withLock { $0.removeValue(forKey: ino) } }
-    replyDirectory(req, items: items, size: size, offset: offset)
 }
 
 /// Packs directory items from `offset` into one reply of at most `size` bytes.

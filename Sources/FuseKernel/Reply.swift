@@ -18,23 +18,57 @@ public enum PollAnswer {}
 /// and `fail` consume it. One that is dropped unanswered is a bug: debug builds stop, and
 /// release builds answer `EIO` so that the caller never hangs.
 public struct Reply<Answer>: ~Copyable {
-    let request: OpaquePointer
+    let route: ReplyRoute
 
-    init(_ request: OpaquePointer) { self.request = request }
+    init(_ request: OpaquePointer) { self.route = .libfuse(request) }
+    init(_ request: KernelRequest) { self.route = .kernel(request) }
 
     /// Answers with an error number (`ENOENT`, `EACCES`, ...).
     public consuming func fail(_ errno: Int32) {
-        fuse_reply_err(request, errno)
+        route.fail(errno)
         discard self
     }
 
     /// The caller's process was told to stop waiting (the request was interrupted).
-    public var isInterrupted: Bool { fuse_req_interrupted(request) != 0 }
+    public var isInterrupted: Bool {
+        switch route {
+        case .libfuse(let request): return fuse_req_interrupted(request) != 0
+        case .kernel(let request): return request.channel.isInterrupted(request.unique)
+        }
+    }
 
     deinit {
         assertionFailure("a FUSE request was dropped without a reply")
-        fuse_reply_err(request, EIO)
+        route.fail(EIO)
     }
+}
+
+/// Where an answer goes: to libfuse's request object, or straight to the kernel through
+/// vmediafs's own wire layer (`KernelChannel`).
+enum ReplyRoute {
+    case libfuse(OpaquePointer)
+    case kernel(KernelRequest)
+
+    func fail(_ errno: Int32) {
+        switch self {
+        case .libfuse(let request): fuse_reply_err(request, errno)
+        case .kernel(let request): request.channel.reply(request.unique, error: errno)
+        }
+    }
+}
+
+/// One request read from /dev/fuse by the wire layer: its id and the channel to answer on.
+/// The channel is held unretained so that a `Reply` stays trivially destroyed (`discard`
+/// needs that); the session keeps the channel alive for as long as it serves, and replies
+/// are never answered after the session is gone.
+struct KernelRequest {
+    let unique: UInt64
+    private let unmanaged: Unmanaged<KernelChannel>
+    init(unique: UInt64, channel: KernelChannel) {
+        self.unique = unique
+        self.unmanaged = .passUnretained(channel)
+    }
+    var channel: KernelChannel { unmanaged.takeUnretainedValue() }
 }
 
 public typealias EntryReply = Reply<EntryAnswer>
@@ -61,16 +95,26 @@ func entryParam(_ e: Entry) -> fuse_entry_param {
 
 extension Reply where Answer == EntryAnswer {
     public consuming func entry(_ e: Entry) {
-        var p = entryParam(e)
-        fuse_reply_entry(request, &p)
+        switch route {
+        case .libfuse(let request):
+            var p = entryParam(e)
+            fuse_reply_entry(request, &p)
+        case .kernel(let k):
+            k.channel.reply(k.unique, WireFormat.entry(e))
+        }
         discard self
     }
 }
 
 extension Reply where Answer == AttributeAnswer {
     public consuming func attributes(_ a: FileAttributes, timeout: Double) {
-        var st = a.statValue
-        fuse_reply_attr(request, &st, timeout)
+        switch route {
+        case .libfuse(let request):
+            var st = a.statValue
+            fuse_reply_attr(request, &st, timeout)
+        case .kernel(let k):
+            k.channel.reply(k.unique, WireFormat.attributes(a, timeout: timeout))
+        }
         discard self
     }
 }
@@ -87,17 +131,28 @@ func fileInfo(_ o: OpenResult, base: fuse_file_info = fuse_file_info()) -> fuse_
 
 extension Reply where Answer == OpenAnswer {
     public consuming func opened(_ o: OpenResult) {
-        var fi = fileInfo(o)
-        fuse_reply_open(request, &fi)
+        switch route {
+        case .libfuse(let request):
+            var fi = fileInfo(o)
+            fuse_reply_open(request, &fi)
+            if let d = o.passthroughDescriptor { close(d) }     // libfuse 3.14 has no passthrough
+        case .kernel(let k):
+            k.channel.reply(k.unique, k.channel.openAnswer(o))
+        }
         discard self
     }
 }
 
 extension Reply where Answer == CreateAnswer {
     public consuming func created(_ e: Entry, _ o: OpenResult) {
-        var p = entryParam(e)
-        var fi = fileInfo(o)
-        fuse_reply_create(request, &p, &fi)
+        switch route {
+        case .libfuse(let request):
+            var p = entryParam(e)
+            var fi = fileInfo(o)
+            fuse_reply_create(request, &p, &fi)
+        case .kernel(let k):
+            k.channel.reply(k.unique, WireFormat.entry(e), k.channel.openAnswer(o))
+        }
         discard self
     }
 }
@@ -106,6 +161,14 @@ extension Reply where Answer == DataAnswer {
     /// Sends `source`'s bytes. A file range goes by splice when the kernel allows it
     /// (libfuse falls back to copying otherwise).
     public consuming func data(_ source: ReadSource) {
+        let request: OpaquePointer
+        switch route {
+        case .libfuse(let r): request = r
+        case .kernel(let k):
+            k.channel.replyData(k.unique, source)
+            discard self
+            return
+        }
         switch source {
         case .bytes(let buffer):
             fuse_reply_buf(request, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), buffer.count)
@@ -130,27 +193,43 @@ extension Reply where Answer == DataAnswer {
 
     /// Sends a copy of `bytes`.
     public consuming func data(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        switch route {
+        case .libfuse(let request):
+            _ = bytes.withUnsafeBytes { fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        case .kernel(let k):
+            bytes.withUnsafeBytes { k.channel.replyData(k.unique, .bytes($0)) }
+        }
         discard self
     }
 }
 
 extension Reply where Answer == WriteAnswer {
     public consuming func written(_ count: Int) {
-        fuse_reply_write(request, count)
+        switch route {
+        case .libfuse(let request): fuse_reply_write(request, count)
+        case .kernel(let k): k.channel.reply(k.unique, WireFormat.written(count))
+        }
         discard self
     }
 }
 
 extension Reply where Answer == StatusAnswer {
     public consuming func ok() {
-        fuse_reply_err(request, 0)
+        route.fail(0)
         discard self
     }
 }
 
 extension Reply where Answer == StatfsAnswer {
     public consuming func statistics(_ s: VolumeStatistics) {
+        let request: OpaquePointer
+        switch route {
+        case .libfuse(let r): request = r
+        case .kernel(let k):
+            k.channel.reply(k.unique, WireFormat.statfs(s))
+            discard self
+            return
+        }
         var v = statvfs()
         v.f_bsize = UInt(s.blockSize)
         v.f_frsize = UInt(s.blockSize)
@@ -164,25 +243,41 @@ extension Reply where Answer == StatfsAnswer {
 
 extension Reply where Answer == LinkAnswer {
     public consuming func target(_ path: String) {
-        fuse_reply_readlink(request, path)
+        switch route {
+        case .libfuse(let request): fuse_reply_readlink(request, path)
+        case .kernel(let k): k.channel.reply(k.unique, Array(path.utf8))
+        }
         discard self
     }
 }
 
 extension Reply where Answer == PollAnswer {
     public consuming func events(_ revents: UInt32) {
-        fuse_reply_poll(request, revents)
+        switch route {
+        case .libfuse(let request): fuse_reply_poll(request, revents)
+        case .kernel(let k): k.channel.reply(k.unique, WireFormat.poll(revents))
+        }
         discard self
     }
 }
 
 /// A kernel poll handle: wakes a `poll(2)`/`select(2)` waiting on a file when notified.
 public final class PollHandle: @unchecked Sendable {
-    private let handle: OpaquePointer
-    init(_ handle: OpaquePointer) { self.handle = handle }
+    private enum Target {
+        case libfuse(OpaquePointer)
+        case kernel(KernelChannel, UInt64)
+    }
+    private let target: Target
+    init(_ handle: OpaquePointer) { target = .libfuse(handle) }
+    init(channel: KernelChannel, kernelHandle: UInt64) { target = .kernel(channel, kernelHandle) }
     /// Tells the waiting process to poll again. Safe from any thread.
-    public func notify() { fuse_lowlevel_notify_poll(handle) }
-    deinit { fuse_pollhandle_destroy(handle) }
+    public func notify() {
+        switch target {
+        case .libfuse(let handle): fuse_lowlevel_notify_poll(handle)
+        case .kernel(let channel, let kh): channel.notifyPoll(kh)
+        }
+    }
+    deinit { if case .libfuse(let handle) = target { fuse_pollhandle_destroy(handle) } }
 }
 
 extension Reply {
@@ -190,10 +285,15 @@ extension Reply {
     /// waiting for this request. Register only after the reply is stored where the
     /// filesystem can find it by `id`: an already interrupted request calls back at once.
     public func notifyOnInterrupt(id: UInt64) {
-        fuse_req_interrupt_func(request, { req, data in
-            guard let req, let box = sessionBox(req) else { return }
-            box.fileSystem.interrupted(requestID: UInt64(UInt(bitPattern: data)))
-        }, UnsafeMutableRawPointer(bitPattern: UInt(id)))
+        switch route {
+        case .libfuse(let request):
+            fuse_req_interrupt_func(request, { req, data in
+                guard let req, let box = sessionBox(req) else { return }
+                box.fileSystem.interrupted(requestID: UInt64(UInt(bitPattern: data)))
+            }, UnsafeMutableRawPointer(bitPattern: UInt(id)))
+        case .kernel(let k):
+            k.channel.notifyOnInterrupt(k.unique, id: id)
+        }
     }
 }
 

@@ -23,7 +23,22 @@ public struct SessionOptions: Sendable {
     /// separate truncating SETATTR before it, so that a filesystem can tell an open that
     /// truncates from a truncation on its own.
     public var truncateAtOpen = true
+    /// Who speaks the FUSE protocol: vmediafs's own wire layer (`KernelChannel`) or libfuse.
+    /// The wire layer needs mount(2), so it is used by root only and with the mount options
+    /// it knows; otherwise the session falls back to libfuse.
+    public var layer: FuseLayer = .kernel
+    /// Let files that offer a descriptor (`OpenResult.passthroughDescriptor`) be read by the
+    /// kernel directly (FUSE passthrough, Linux 6.9+, wire layer only; needs root).
+    public var passthrough = false
     public init() {}
+}
+
+/// The two implementations of the FUSE protocol a session can run on.
+public enum FuseLayer: String, Sendable {
+    /// vmediafs's own: /dev/fuse read and written directly; passthrough where the kernel has it.
+    case kernel
+    /// libfuse 3.14's session and multithreaded loop.
+    case libfuse
 }
 
 /// Mount failures and libfuse refusals, with a one-line reason.
@@ -56,6 +71,46 @@ final class SessionBox: @unchecked Sendable {
     }
 }
 
+extension SessionBox {
+    /// OPENDIR: a snapshot of the listing under a new handle, and whether the kernel may
+    /// keep it. nil where directories are opened without OPENDIR (the answer is ENOSYS).
+    func openDirectory(_ ctx: RequestContext, ino: UInt64) throws(FSError) -> (handle: UInt64, keep: Bool)? {
+        if opendirSkipped.load(ordering: .relaxed) { return nil }
+        let items = try fileSystem.listDirectory(ctx, ino: ino)
+        let h = nextDirectoryHandle.add(1, ordering: .relaxed).oldValue
+        directories.withLock { $0[h] = items }
+        return (h, fileSystem.directoryListingMayBeKept(ino: ino))
+    }
+
+    /// READDIR: the listing to page from `offset`. With a handle, the snapshot taken at
+    /// OPENDIR. Without one (the kernel opened the directory by itself), the listing is taken
+    /// at offset 0 and kept by inode until its end has been sent, so that a large directory
+    /// paged in many requests is listed once; a later offset with no snapshot (its reader
+    /// went away and came back, or two readers raced) lists afresh.
+    func directoryItems(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: Int) throws(FSError) -> [DirectoryItem] {
+        if handle != 0 || !opendirSkipped.load(ordering: .relaxed) {
+            guard let items = directories.withLock({ $0[handle] }) else { throw FSError(EBADF) }
+            return items
+        }
+        var items = offset == 0 ? nil : listings.withLock { $0[ino] }
+        if items == nil {
+            let fresh = try fileSystem.listDirectory(ctx, ino: ino)
+            items = fresh
+            listings.withLock { l in
+                if l.count >= 256 { l.removeAll() }   // readers that stopped half way
+                l[ino] = fresh
+            }
+        }
+        let all = items ?? []
+        if offset >= all.count { _ = listings.withLock { $0.removeValue(forKey: ino) } }
+        return all
+    }
+
+    func releaseDirectory(_ handle: UInt64) {
+        _ = directories.withLock { $0.removeValue(forKey: handle) }
+    }
+}
+
 func sessionBox(_ req: OpaquePointer) -> SessionBox? {
     guard let raw = fuse_req_userdata(req) else { return nil }
     return Unmanaged<SessionBox>.fromOpaque(raw).takeUnretainedValue()
@@ -69,7 +124,10 @@ func sessionBox(_ req: OpaquePointer) -> SessionBox? {
 /// for that answer (unlink, rename), and an invalidation needs the same lock.
 public final class FuseSession: @unchecked Sendable {
     private let box: SessionBox
-    private let handle: OpaquePointer
+    /// libfuse's session, when the session runs on libfuse.
+    private let handle: OpaquePointer?
+    /// The wire layer, when the session runs on it.
+    private let kernel: KernelEngine?
     private var args: fuse_args
     private let notifyQueue = DispatchQueue(label: "vmediafs.fuse.notify")
     private var mounted = false
@@ -90,26 +148,49 @@ public final class FuseSession: @unchecked Sendable {
         for (i, a) in arguments.enumerated() { argv[i + 1] = strdup(a) }
         argv[arguments.count + 1] = nil
         self.args = fuse_args(argc: Int32(arguments.count + 1), argv: argv, allocated: 0)
-        var ops = makeOperations()
-        let userdata = Unmanaged.passUnretained(box).toOpaque()
-        guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
-            throw SessionError(description: "libfuse refused the options: \(arguments.joined(separator: " "))")
+        let wire = options.layer == .kernel && geteuid() == 0 ? KernelMountOptions.parse(arguments) : nil
+        if let wire {
+            self.kernel = KernelEngine(options: wire, box: box)
+            self.handle = nil
+            self.layer = .kernel
+        } else {
+            var ops = makeOperations()
+            let userdata = Unmanaged.passUnretained(box).toOpaque()
+            guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
+                throw SessionError(description: "libfuse refused the options: \(arguments.joined(separator: " "))")
+            }
+            self.handle = se
+            self.kernel = nil
+            self.layer = .libfuse
         }
-        self.handle = se
         box.session = self
     }
 
+    /// The layer this session runs on: `.kernel` unless the options or the user's rights
+    /// made it fall back to libfuse.
+    public let layer: FuseLayer
+
+    /// True when the kernel agreed to passthrough at INIT (known once serving).
+    public var passthroughAgreed: Bool { kernel?.channel?.agreed.passthrough ?? false }
+
     deinit {
-        if mounted { fuse_session_unmount(handle) }
-        fuse_session_destroy(handle)
+        if let handle {
+            if mounted { fuse_session_unmount(handle) }
+            fuse_session_destroy(handle)
+        }
         for i in 0..<Int(args.argc) { free(args.argv[i]) }
         args.argv.deallocate()
     }
 
-    /// Mounts on `mountpoint`. The corresponding C function is `fuse_session_mount`.
+    /// Mounts on `mountpoint`. The corresponding C function is `fuse_session_mount`, or
+    /// mount(2) for the wire layer.
     public func mount() throws {
-        guard fuse_session_mount(handle, mountpoint) == 0 else {
-            throw SessionError(description: "cannot mount on \(mountpoint)")
+        if let kernel {
+            try kernel.mount(box.mountpoint)
+        } else if let handle {
+            guard fuse_session_mount(handle, mountpoint) == 0 else {
+                throw SessionError(description: "cannot mount on \(mountpoint)")
+            }
         }
         mounted = true
     }
@@ -121,7 +202,7 @@ public final class FuseSession: @unchecked Sendable {
         sigemptyset(&set)
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        fuse_set_signal_handlers(handle)
+        if let handle { fuse_set_signal_handlers(handle) } else { SignalPipe.shared.install() }
     }
 
     /// Serves requests on up to `maxThreads` threads until unmounted or signalled.
@@ -129,6 +210,11 @@ public final class FuseSession: @unchecked Sendable {
     /// loop reports the signal that ended it as its result; that is no failure).
     public func run(maxThreads: Int = 16) -> Int32 {
         box.fileSystem.sessionStarted(self)
+        guard let handle else {
+            let rc = kernel?.run(threads: maxThreads) ?? 1
+            notifyQueue.sync {}
+            return rc
+        }
         let cfg = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(cfg, UInt32(maxThreads))
         fuse_loop_cfg_set_idle_threads(cfg, UInt32(max(2, maxThreads / 2)))
@@ -143,7 +229,7 @@ public final class FuseSession: @unchecked Sendable {
     public func unmount() {
         guard mounted else { return }
         mounted = false
-        fuse_session_unmount(handle)
+        if let handle { fuse_session_unmount(handle) } else { kernel?.unmount() }
     }
 
     /// The device number the mount has (`st_dev` of every file in it), from the mount
@@ -158,12 +244,16 @@ public final class FuseSession: @unchecked Sendable {
     }
 
     /// Asks the loop to end (takes effect when the next request arrives).
-    public func exit() { fuse_session_exit(handle) }
+    public func exit() {
+        if let handle { fuse_session_exit(handle) } else { kernel?.exit() }
+    }
 
     /// Forgets the kernel's cached attributes and pages of `ino`. Dropping pages waits for
     /// page locks that a READ in flight holds: use it for a file whose bytes changed.
     public func invalidateInode(_ ino: UInt64) {
-        notifyQueue.async { [self] in _ = fuse_lowlevel_notify_inval_inode(handle, ino, 0, 0) }
+        notifyQueue.async { [self] in
+            if let handle { _ = fuse_lowlevel_notify_inval_inode(handle, ino, 0, 0) } else { kernel?.channel?.invalidate(ino, offset: 0, length: 0) }
+        }
     }
 
     /// Forgets the kernel's cached attributes of `ino` only (a negative offset leaves its
@@ -172,7 +262,7 @@ public final class FuseSession: @unchecked Sendable {
     /// For a directory whose mtime moved this also drops its kept listing: the next
     /// listing from the start fetches the attributes, sees the new mtime and reads anew.
     public func invalidateAttributes(_ ino: UInt64) {
-        _ = fuse_lowlevel_notify_inval_inode(handle, ino, -1, 0)
+        if let handle { _ = fuse_lowlevel_notify_inval_inode(handle, ino, -1, 0) } else { kernel?.channel?.invalidate(ino, offset: -1, length: 0) }
     }
 
 

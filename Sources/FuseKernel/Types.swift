@@ -98,6 +98,11 @@ public struct OpenResult: Sendable {
     public var nonSeekable: Bool
     /// Closing it needs no FLUSH request (read-only files: nothing to complete at close).
     public var noFlush: Bool
+    /// A descriptor whose bytes are this file's, for the kernel to read directly (FUSE
+    /// passthrough) where the session agreed to it; reads then never reach the daemon.
+    /// The session owns it once the open is answered and closes it (the kernel keeps its
+    /// own reference to the file).
+    public var passthroughDescriptor: Int32? = nil
 
     public init(handle: UInt64, directIO: Bool = false, keepCache: Bool = false, nonSeekable: Bool = false,
                 noFlush: Bool = false) {

@@ -49,16 +49,27 @@ struct DiscNode: TreeNode {
 
     func open(flags: Int32, _ ctx: RequestContext) throws(FSError) -> OpenResult {
         guard (flags & O_ACCMODE) == O_RDONLY else { throw FSError(EROFS) }
-        let h = try openHandle()
+        let (h, image) = try openHandle()
+        var result: OpenResult
         switch fs.discIO {
-        case .direct: return OpenResult(handle: h.retainForKernel(), directIO: true, noFlush: true)
-        case .cached: return OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true)
+        case .direct: result = OpenResult(handle: h.retainForKernel(), directIO: true, noFlush: true)
+        case .cached: result = OpenResult(handle: h.retainForKernel(), keepCache: true, noFlush: true)
         }
+        // Passthrough: the kernel reads the image file itself. The checks above were the
+        // emulator's (medium, generation, the image unchanged); from here on the handle
+        // reads that image's bytes, also after a media change (docs/performance.md). Only
+        // for image files of whole blocks: the kernel would end a short last block early,
+        // where `disc` completes it with zeros.
+        if fs.passthrough, let image, image.kind == .file, image.byteCount % 2048 == 0, let fd = image.fileDescriptor {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+            if copy >= 0 { result.passthroughDescriptor = copy }
+        }
+        return result
     }
 
     /// Opens the disc as it is now: its own initiator on the emulator, bound to the media
     /// generation the path named. A name looked up before a media change opens nothing.
-    private func openHandle() throws(FSError) -> DiscHandle {
+    private func openHandle() throws(FSError) -> (DiscHandle, ImageSource?) {
         guard let rt = fs.host.runtime(driveID: driveID) else { throw FSError(ENOENT) }
         let initiator = rt.emulator.attach()
         // The medium and its generation from one look at the emulator: the drive record is
@@ -86,7 +97,7 @@ struct DiscNode: TreeNode {
         }
         rt.openers.add(1, ordering: .relaxed)
         let reader = EmulatorSectorReader(runtime: rt, initiator: initiator, generation: generation, sectorCount: medium.blockCount)
-        return DiscHandle(fs: fs, reader: reader, key: key, capacity: size)
+        return (DiscHandle(fs: fs, reader: reader, key: key, capacity: size), medium.source as? ImageSource)
     }
 }
 

@@ -30,6 +30,8 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     let sessionBox = Mutex<FuseSession?>(nil)
     let contents: ContentsCache
     let discIO: DiscIO
+    /// Whether `disc` opens offer the image to the kernel for passthrough.
+    let passthrough: Bool
 
     /// How long the kernel may keep names and attributes that change only through this
     /// mount (guest and drive directories, `contents/` itself), or that the daemon
@@ -44,9 +46,10 @@ public final class VMediaFileSystem: FileSystem, HostObserver, @unchecked Sendab
     /// Nodes tied to one media generation never change while they exist.
     static let generationTimeout = 3600.0
 
-    public init(host: Host, discIO: DiscIO = .cached) {
+    public init(host: Host, discIO: DiscIO = .cached, passthrough: Bool = false) {
         self.host = host
         self.discIO = discIO
+        self.passthrough = passthrough
         self.contents = ContentsCache(host: host)
         host.setObserver(self)
     }

@@ -24,6 +24,10 @@ struct DaemonOptions: Sendable, Equatable {
     /// the same value at mount and at INIT, so vmediafs passes it to both.
     public var maxRead: UInt32 = SessionOptions().maxRead
     public var openTimeout: Double = MediaConfiguration().openTimeout
+    /// Who speaks the FUSE protocol (`-o fuse_layer=own|libfuse`).
+    public var layer: FuseLayer = .kernel
+    /// Let the kernel read `disc` straight from the image (`-o passthrough`; see docs/performance.md).
+    public var passthrough = false
     /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
@@ -46,6 +50,11 @@ struct DaemonOptions: Sendable, Equatable {
                               fewer on a first read, no kept pages, no shared mmap
           -o open_timeout=S   how long an insert waits for the image's file system to
                               answer its open before EIO (default 15 seconds)
+          -o fuse_layer=L     own (default): vmediafs speaks the FUSE protocol itself (root);
+                              libfuse: through libfuse 3.14 (always used when not root)
+          -o passthrough      the kernel reads disc from the image itself (FUSE passthrough,
+                              Linux 6.9+, own layer); a handle opened before a media change
+                              then keeps reading the old image instead of getting ESTALE
           -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
         """
 
@@ -113,6 +122,13 @@ struct DaemonOptions: Sendable, Equatable {
             case "disc_io":
                 guard let m = DiscIO(rawValue: v) else { throw VMError(EINVAL, "disc_io takes cached or direct") }
                 discIO = m
+            case "fuse_layer":
+                switch v {
+                case "own": layer = .kernel
+                case "libfuse": layer = .libfuse
+                default: throw VMError(EINVAL, "fuse_layer takes own or libfuse")
+                }
+            case "passthrough": passthrough = true
             case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
             default: fuseOptions.append(opt)
             }
@@ -176,7 +192,7 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         iscsi = server
     }
     defer { iscsi?.stop() }
-    let fs = VMediaFileSystem(host: host, discIO: o.discIO)
+    let fs = VMediaFileSystem(host: host, discIO: o.discIO, passthrough: o.passthrough)
     let session: FuseSession
     do {
         var sessionOptions = SessionOptions()
@@ -185,6 +201,8 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         // `media` tells "echo x > media" (an open with O_TRUNC, then a write: a swap) from
         // ": > media" (an eject) only if O_TRUNC comes with the open, not as a SETATTR first.
         sessionOptions.truncateAtOpen = true
+        sessionOptions.layer = o.layer
+        sessionOptions.passthrough = o.passthrough
         session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
         // Before the mount: a SIGTERM that arrives as soon as the mount is seen must end the
         // loop cleanly, not kill the process and leave a dead mount.
@@ -194,7 +212,7 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         Log.error("\(error)")
         return 1
     }
-    Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath))")
+    Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath); FUSE: \(session.layer == .kernel ? "own wire layer" : "libfuse")\(o.passthrough ? ", passthrough asked for" : ""))")
     if let device = session.deviceNumber { host.mounted(device: device) }
     if let ready {
         var ok: UInt8 = 0

@@ -97,7 +97,10 @@ final class MountFixture {
         state = root + "/state/state.db"
         log = root + "/daemon.log"
         for d in [mnt, media] { mkdir(d, 0o755) }
-        self.extraArgs = (mediaDir ? ["--media-dir", media] : []) + extraArgs
+        // VMEDIAFS_TEST_DAEMON_ARGS="-o fuse_layer=libfuse" runs every mount test on libfuse.
+        let fromEnvironment = (ProcessInfo.processInfo.environment["VMEDIAFS_TEST_DAEMON_ARGS"] ?? "")
+            .split(separator: " ").map(String.init)
+        self.extraArgs = (mediaDir ? ["--media-dir", media] : []) + fromEnvironment + extraArgs
     }
 
     /// Starts the daemon and waits until the mount answers.

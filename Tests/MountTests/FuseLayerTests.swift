@@ -1,0 +1,104 @@
+import Foundation
+import Glibc
+import XCTest
+
+/// The session's two FUSE layers and passthrough (issue 12). Every other mount test runs on
+/// the default, vmediafs's own wire layer; these check that it is the one serving, that the
+/// libfuse fallback still serves the contract's core, and what passthrough changes.
+final class OwnLayerTests: MountTestCase {
+    func testTheOwnWireLayerServesByDefault() throws {
+        XCTAssertTrue(fx.logText.contains("FUSE: own wire layer"), fx.logText)
+        let image = try fx.makeISO("own.iso", files: ["a.txt": "own\n"])
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, image), 0)
+        XCTAssertEqual(sh("cmp '\(disc)' '\(image)'").status, 0)
+        XCTAssertEqual(readText(fx.path("guests/aix01/cd0/contents/a.txt")), "own\n")
+        // The mount table names it as libfuse's mounts were named.
+        let line = (readText("/proc/self/mountinfo") ?? "").split(separator: "\n").first { $0.contains(" \(fx.mnt) ") }
+        XCTAssertNotNil(line?.range(of: "fuse.vmediafs vmediafs"), String(line ?? ""))
+    }
+}
+
+final class LibfuseLayerTests: MountTestCase {
+    override var daemonArguments: [String] { ["-o", "fuse_layer=libfuse"] }
+
+    func testLibfuseStillServesInsertReadSwapAndEject() throws {
+        XCTAssertTrue(fx.logText.contains("FUSE: libfuse"), fx.logText)
+        let a = try fx.makeISO("a.iso", files: ["a.txt": "first\n"])
+        let b = try fx.makeISO("b.iso", label: "SECOND", files: ["b.txt": "second\n", "pad.bin": String(repeating: "x", count: 100_000)])
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, a), 0)
+        XCTAssertEqual(sh("cmp '\(disc)' '\(a)'").status, 0)
+        let old = open(disc, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(old, 0)
+        defer { close(old) }
+        var byte: UInt8 = 0
+        XCTAssertEqual(pread(old, &byte, 1, 0), 1)
+        XCTAssertEqual(writeErrno(mediaFile, b), 0, "swap")
+        XCTAssertEqual(pread(old, &byte, 1, 32768), -1)
+        XCTAssertEqual(errno, ESTALE, "a handle from before the swap")
+        XCTAssertEqual(sh("cmp '\(disc)' '\(b)'").status, 0)
+        XCTAssertEqual(readText(fx.path("guests/aix01/cd0/contents/b.txt")), "second\n")
+        XCTAssertEqual(unlink(mediaFile), 0, "eject")
+        XCTAssertEqual(fx.status("aix01", "cd0")["state"], "empty")
+    }
+}
+
+final class PassthroughTests: MountTestCase {
+    override var daemonArguments: [String] { ["-o", "passthrough", "-d"] }
+
+    /// The READ requests the daemon saw for inode `ino` (its -d log names every request).
+    private func reads(of ino: UInt64) -> Int {
+        fx.logText.split(separator: "\n").filter { $0.contains(": opcode 15 node \(ino) ") }.count
+    }
+
+    private func inode(_ path: String) -> UInt64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : 0
+    }
+
+    private func image(_ name: String, bytes: Int, seed: UInt8) throws -> String {
+        let path = fx.media + "/" + name
+        try Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o644)
+        return path
+    }
+
+    func testDiscReadsGoStraightToTheImageAndNewOpensSeeTheNewMedia() throws {
+        XCTAssertTrue(fx.logText.contains("agreed 7.40"), "the kernel agreed to passthrough: \(fx.logText.prefix(600))")
+        let a = try image("a.iso", bytes: 8 << 20, seed: 1)
+        let b = try image("b.iso", bytes: 4 << 20, seed: 2)
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, a), 0)
+        let first = inode(disc)
+        XCTAssertEqual(sh("cmp '\(disc)' '\(a)'").status, 0)
+        XCTAssertEqual(sh("dd if='\(disc)' of=/dev/null bs=4k iflag=direct status=none").status, 0, "O_DIRECT reads too")
+        XCTAssertEqual(reads(of: first), 0, "no READ reached the daemon")
+
+        // A handle from before a swap: the emulator no longer decides its reads; it keeps
+        // reading the image it opened (never the new one). New opens get the new disc.
+        let old = open(disc, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(old, 0)
+        defer { close(old) }
+        XCTAssertEqual(writeErrno(mediaFile, b), 0, "swap")
+        XCTAssertEqual(sh("cmp '\(disc)' '\(b)'").status, 0)
+        var got = [UInt8](repeating: 0, count: 4096)
+        XCTAssertEqual(pread(old, &got, 4096, 6 << 20), 4096)
+        let expected = try Data(contentsOf: URL(fileURLWithPath: a))[(6 << 20)..<((6 << 20) + 4096)]
+        XCTAssertEqual(Data(got), expected, "the old image's bytes, as docs/performance.md says")
+        XCTAssertEqual(fx.status("aix01", "cd0")["media"], b)
+    }
+
+    func testImagesOfPartBlocksAreStillReadThroughTheEmulator() throws {
+        // 3.5 blocks: `disc` is 4 blocks, the last completed with zeros, which the kernel
+        // reading the image itself would not do: such images are not passed through.
+        let odd = try image("odd.iso", bytes: 2048 * 3 + 1024, seed: 3)
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, odd), 0)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: disc))
+        XCTAssertEqual(bytes.count, 2048 * 4)
+        XCTAssertEqual(bytes.prefix(2048 * 3 + 1024), try Data(contentsOf: URL(fileURLWithPath: odd)))
+        XCTAssertTrue(bytes.suffix(1024).allSatisfy { $0 == 0 })
+        XCTAssertGreaterThan(reads(of: inode(disc)), 0, "read through the daemon")
+    }
+}
