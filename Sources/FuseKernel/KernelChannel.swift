@@ -21,6 +21,8 @@ final class KernelChannel: @unchecked Sendable {
     private let interrupts = Mutex(InterruptTable())
     private let interruptEntries = Atomic<Int>(0)
     private let pipes = Mutex<[SplicePipe]>([])
+    /// The io_uring queues, once started (kept alive here for the connection's life).
+    var ringQueues: [RingQueue] = []
     /// Passthrough backing ids by file handle, from OPEN until RELEASE.
     private let backingIDs = Mutex<[UInt64: Int32]>([:])
     /// Bytes of one request buffer: the largest WRITE (`maxWrite`) and its headers.
@@ -31,6 +33,7 @@ final class KernelChannel: @unchecked Sendable {
         var maxWrite: UInt32 = 1 << 20
         var splice = false
         var passthrough = false
+        var uring = false
     }
 
     init(fd: Int32, box: SessionBox, debug: Bool) {
@@ -72,11 +75,11 @@ final class KernelChannel: @unchecked Sendable {
 
     /// Answers INIT: the protocol version and the features asked for in `box.options`,
     /// where the kernel offers them (`initAnswer`).
-    func answerInit(unique: UInt64, _ request: fuse_init_in) {
+    func answerInit(_ answer: KernelRequest, _ request: fuse_init_in) {
         guard request.major == 7 else {
             // Only major 7 exists; an older kernel would be told ours and hang up.
             log("the kernel speaks FUSE \(request.major).\(request.minor); vmediafs speaks 7")
-            reply(unique, error: EPROTO)
+            reply(answer, error: EPROTO)
             return
         }
         let options = box.options
@@ -88,8 +91,9 @@ final class KernelChannel: @unchecked Sendable {
             out.max_readahead = options.readaheadKiB * 1024
         }
         agreed = agreement
-        if debug { log("INIT: kernel 7.\(request.minor), agreed 7.\(out.minor), flags 0x\(String(out.flags, radix: 16)), flags2 0x\(String(out.flags2, radix: 16))") }
-        reply(unique, WireFormat.bytes(of: out))
+        if debug { log("INIT: kernel 7.\(request.minor), agreed 7.\(out.minor), flags 0x\(String(out.flags, radix: 16)), flags2 0x\(String(out.flags2, radix: 16)); passthrough \(agreement.passthrough ? "yes" : "no"), io_uring \(agreement.uring ? "yes" : "no")") }
+        reply(answer, WireFormat.bytes(of: out))
+        if agreement.uring { startRing() }
     }
 
     /// The INIT answer for `options` to a kernel that offers `request.flags` (and
@@ -114,9 +118,14 @@ final class KernelChannel: @unchecked Sendable {
         var want2: UInt32 = 0
         if options.passthrough && offered2 & VMFS_FUSE_PASSTHROUGH_FLAGS2 != 0 && request.minor >= 40 {
             want2 |= VMFS_FUSE_PASSTHROUGH_FLAGS2
-            out.minor = 40
+            out.minor = max(out.minor, 40)
             out.unused.0 = 1                 // max_stack_depth: images live on local file systems
         }
+        if options.ioUring && offered2 & VMFS_FUSE_OVER_IO_URING_FLAGS2 != 0 && request.minor >= 42 {
+            want2 |= VMFS_FUSE_OVER_IO_URING_FLAGS2
+            out.minor = max(out.minor, 42)
+        }
+        out.minor = min(out.minor, request.minor)
         if want2 != 0 { want |= UInt32(FUSE_INIT_EXT) & offered }
         let maxWrite: UInt32 = 1 << 20
         if offered & UInt32(FUSE_MAX_PAGES) != 0 {
@@ -131,7 +140,8 @@ final class KernelChannel: @unchecked Sendable {
         out.max_write = maxWrite
         out.time_gran = 1
         let agreement = Agreement(minor: out.minor, maxWrite: maxWrite, splice: want & UInt32(FUSE_SPLICE_WRITE) != 0,
-                                  passthrough: want2 != 0)
+                                  passthrough: want2 & VMFS_FUSE_PASSTHROUGH_FLAGS2 != 0,
+                                  uring: want2 & VMFS_FUSE_OVER_IO_URING_FLAGS2 != 0)
         return (out, agreement, skip)
     }
 
@@ -139,10 +149,13 @@ final class KernelChannel: @unchecked Sendable {
 
     /// Writes one message: the header, then `payload`. A reply to a request the kernel no
     /// longer waits for (it was interrupted and abandoned) fails with ENOENT: nothing to do.
-    /// `status` goes into the header as it is: minus an errno, 0, or (with `unique` 0) a
-    /// notification code.
-    private func send(_ unique: UInt64, status: Int32, _ payload: UnsafeRawBufferPointer) {
+    /// `status` goes into the header as it is: minus an errno, 0, or (with unique 0) a
+    /// notification code. A request that came on a ring entry is answered by committing
+    /// the entry (which also hands it the next request).
+    private func send(_ request: KernelRequest?, status: Int32, _ payload: UnsafeRawBufferPointer) {
+        let unique = request?.unique ?? 0
         finished(unique)
+        if let entry = request?.entry { return entry.commit(unique: unique, status: status, payload) }
         var header = fuse_out_header()
         header.len = UInt32(MemoryLayout<fuse_out_header>.size + payload.count)
         header.error = status
@@ -157,37 +170,42 @@ final class KernelChannel: @unchecked Sendable {
         }
     }
 
-    func reply(_ unique: UInt64, error: Int32) {
-        send(unique, status: -abs(error), UnsafeRawBufferPointer(start: nil, count: 0))
+    func reply(_ request: KernelRequest, error: Int32) {
+        send(request, status: -abs(error), UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
-    func reply(_ unique: UInt64, _ payload: [UInt8]) {
-        payload.withUnsafeBytes { send(unique, status: 0, $0) }
+    func reply(_ request: KernelRequest, _ payload: [UInt8]) {
+        payload.withUnsafeBytes { send(request, status: 0, $0) }
     }
 
-    func reply(_ unique: UInt64, _ first: [UInt8], _ second: [UInt8]) {
-        reply(unique, first + second)
+    func reply(_ request: KernelRequest, _ first: [UInt8], _ second: [UInt8]) {
+        reply(request, first + second)
     }
 
     /// A READ answer. A file range goes by splice through a pipe where the kernel agreed to
     /// it (the bytes never enter this process), else it is read and written.
-    func replyData(_ unique: UInt64, _ source: ReadSource) {
+    func replyData(_ request: KernelRequest, _ source: ReadSource) {
         switch source {
         case .bytes(let buffer):
-            send(unique, status: 0, buffer)
+            send(request, status: 0, buffer)
         case .file(let descriptor, let offset, let length):
-            if agreed.splice, length >= 8192, spliceReply(unique, descriptor, offset, length) { return }
+            if let entry = request.entry {
+                // Straight into the entry's payload buffer: one copy, as splice cannot reach it.
+                finished(request.unique)
+                return entry.commitRead(unique: request.unique, descriptor: descriptor, offset: offset, length: length)
+            }
+            if agreed.splice, length >= 8192, spliceReply(request.unique, descriptor, offset, length) { return }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: 4096)
             defer { buffer.deallocate() }
             var done = 0
             while done < length {
                 let n = pread(descriptor, buffer.baseAddress! + done, length - done, off_t(offset) + off_t(done))
                 if n < 0 && errno == EINTR { continue }
-                if n < 0 { return reply(unique, error: errno) }
+                if n < 0 { return reply(request, error: errno) }
                 if n == 0 { break }
                 done += n
             }
-            send(unique, status: 0, UnsafeRawBufferPointer(rebasing: buffer[0..<done]))
+            send(request, status: 0, UnsafeRawBufferPointer(rebasing: buffer[0..<done]))
         }
     }
 
@@ -271,7 +289,7 @@ final class KernelChannel: @unchecked Sendable {
     // MARK: Notifications
 
     private func notify(_ code: fuse_notify_code, _ payload: [UInt8]) {
-        payload.withUnsafeBytes { send(0, status: Int32(bitPattern: code.rawValue), $0) }
+        payload.withUnsafeBytes { send(nil, status: Int32(bitPattern: code.rawValue), $0) }
     }
 
     /// Drops the kernel's cached attributes of `ino`, and its pages from `offset` for

@@ -6,32 +6,32 @@ import Glibc
 // use for are answered ENOSYS (the kernel then stops sending most of them), as libfuse does.
 
 extension KernelChannel {
-    func dispatch(_ message: UnsafeRawBufferPointer) {
+    func dispatch(_ message: UnsafeRawBufferPointer, entry: RingEntry? = nil) {
         let h = message.loadUnaligned(as: fuse_in_header.self)
         let headerSize = MemoryLayout<fuse_in_header>.size
         let end = min(Int(h.len), message.count)
         let body = UnsafeRawBufferPointer(rebasing: message[headerSize..<max(headerSize, end)])
         let opcode = fuse_opcode(rawValue: h.opcode)
-        if debug { log("request \(h.unique): opcode \(h.opcode) node \(h.nodeid) uid \(h.uid) pid \(h.pid)") }
+        if debug { log("request \(h.unique): opcode \(h.opcode) node \(h.nodeid) uid \(h.uid) pid \(h.pid)\(entry == nil ? "" : " (io_uring queue \(entry!.queue.qid))")") }
         let fs = box.fileSystem
         let unique = h.unique
-        let request = KernelRequest(unique: unique, channel: self)
+        let request = KernelRequest(unique: unique, channel: self, entry: entry)
         func context(groups: Bool, umask: UInt32 = 0o022) -> RequestContext {
             RequestContext(uid: h.uid, gid: h.gid, pid: Int32(bitPattern: h.pid),
                            groups: groups ? callerGroups(pid: h.pid) : [], umask: umask)
         }
         /// The fixed part of the request, or nil (answered EINVAL) when the body is short.
         func arg<T>(_ type: T.Type) -> T? {
-            guard body.count >= MemoryLayout<T>.size else { reply(unique, error: EINVAL); return nil }
+            guard body.count >= MemoryLayout<T>.size else { reply(request, error: EINVAL); return nil }
             return body.loadUnaligned(as: T.self)
         }
         /// The NUL-terminated names that follow `skip` bytes of fixed arguments.
         func names(after skip: Int, count: Int = 1) -> [String]? {
-            guard body.count >= skip else { reply(unique, error: EINVAL); return nil }
+            guard body.count >= skip else { reply(request, error: EINVAL); return nil }
             var out: [String] = []
             var rest = body[(body.startIndex + skip)...]
             for _ in 0..<count {
-                guard let nul = rest.firstIndex(of: 0) else { reply(unique, error: EINVAL); return nil }
+                guard let nul = rest.firstIndex(of: 0) else { reply(request, error: EINVAL); return nil }
                 out.append(String(decoding: UnsafeRawBufferPointer(rebasing: rest[..<nul]), as: UTF8.self))
                 rest = rest[(nul + 1)...]
             }
@@ -41,7 +41,7 @@ extension KernelChannel {
         switch opcode {
         case FUSE_INIT:
             guard let a = arg(fuse_init_in.self) ?? shortInit(body) else { return }
-            answerInit(unique: unique, a)
+            answerInit(request, a)
         case FUSE_LOOKUP:
             guard let n = names(after: 0) else { return }
             fs.lookup(context(groups: false), parent: h.nodeid, name: n[0], reply: EntryReply(request))
@@ -63,7 +63,7 @@ extension KernelChannel {
             guard let a = arg(fuse_mkdir_in.self), let n = names(after: MemoryLayout<fuse_mkdir_in>.size) else { return }
             fs.mkdir(context(groups: true, umask: a.umask), parent: h.nodeid, name: n[0], mode: a.mode, reply: EntryReply(request))
         case FUSE_MKNOD, FUSE_SYMLINK, FUSE_LINK:
-            reply(unique, error: EPERM)
+            reply(request, error: EPERM)
         case FUSE_UNLINK:
             guard let n = names(after: 0) else { return }
             fs.unlink(context(groups: true), parent: h.nodeid, name: n[0], reply: StatusReply(request))
@@ -93,7 +93,7 @@ extension KernelChannel {
         case FUSE_WRITE:
             guard let a = arg(fuse_write_in.self) else { return }
             let fixed = MemoryLayout<fuse_write_in>.size
-            guard body.count >= fixed + Int(a.size) else { reply(unique, error: EINVAL); return }
+            guard body.count >= fixed + Int(a.size) else { reply(request, error: EINVAL); return }
             let data = UnsafeRawBufferPointer(rebasing: body[(body.startIndex + fixed)..<(body.startIndex + fixed + Int(a.size))])
             fs.write(context(groups: true), ino: h.nodeid, handle: a.fh, offset: a.offset, data: data, reply: WriteReply(request))
         case FUSE_FLUSH:
@@ -104,27 +104,27 @@ extension KernelChannel {
             released(handle: a.fh)
             fs.release(context(groups: false), ino: h.nodeid, handle: a.fh, flags: Int32(bitPattern: a.flags), reply: StatusReply(request))
         case FUSE_FSYNC, FUSE_FSYNCDIR:
-            reply(unique, error: 0)
+            reply(request, error: 0)
         case FUSE_OPENDIR:
             do throws(FSError) {
-                guard let opened = try box.openDirectory(context(groups: false), ino: h.nodeid) else { return reply(unique, error: ENOSYS) }
+                guard let opened = try box.openDirectory(context(groups: false), ino: h.nodeid) else { return reply(request, error: ENOSYS) }
                 let flags = opened.keep ? UInt32(FOPEN_CACHE_DIR) | UInt32(FOPEN_KEEP_CACHE) : 0
-                reply(unique, WireFormat.open(handle: opened.handle, flags: flags))
+                reply(request, WireFormat.open(handle: opened.handle, flags: flags))
             } catch {
-                reply(unique, error: error.errno)
+                reply(request, error: error.errno)
             }
         case FUSE_READDIR:
             guard let a = arg(fuse_read_in.self) else { return }
             do throws(FSError) {
                 let items = try box.directoryItems(context(groups: false), ino: h.nodeid, handle: a.fh, offset: Int(a.offset))
-                reply(unique, WireFormat.directory(items, from: Int(a.offset), size: Int(a.size)))
+                reply(request, WireFormat.directory(items, from: Int(a.offset), size: Int(a.size)))
             } catch {
-                reply(unique, error: error.errno)
+                reply(request, error: error.errno)
             }
         case FUSE_RELEASEDIR:
             guard let a = arg(fuse_release_in.self) else { return }
             box.releaseDirectory(a.fh)
-            reply(unique, error: 0)
+            reply(request, error: 0)
         case FUSE_STATFS:
             fs.statfs(context(groups: false), ino: h.nodeid, reply: StatfsReply(request))
         case FUSE_POLL:
@@ -135,9 +135,9 @@ extension KernelChannel {
             guard let a = arg(fuse_interrupt_in.self) else { return }
             interrupt(a.unique)                            // no answer
         case FUSE_DESTROY:
-            reply(unique, error: 0)
+            reply(request, error: 0)
         default:
-            reply(unique, error: ENOSYS)
+            reply(request, error: ENOSYS)
         }
     }
 

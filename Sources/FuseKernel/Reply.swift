@@ -52,7 +52,7 @@ enum ReplyRoute {
     func fail(_ errno: Int32) {
         switch self {
         case .libfuse(let request): fuse_reply_err(request, errno)
-        case .kernel(let request): request.channel.reply(request.unique, error: errno)
+        case .kernel(let request): request.channel.reply(request, error: errno)
         }
     }
 }
@@ -64,11 +64,16 @@ enum ReplyRoute {
 struct KernelRequest {
     let unique: UInt64
     private let unmanaged: Unmanaged<KernelChannel>
-    init(unique: UInt64, channel: KernelChannel) {
+    /// The io_uring entry the request came in on (answered by committing it), or nil for a
+    /// request read from /dev/fuse (answered by a write).
+    private let ringEntry: Unmanaged<RingEntry>?
+    init(unique: UInt64, channel: KernelChannel, entry: RingEntry? = nil) {
         self.unique = unique
         self.unmanaged = .passUnretained(channel)
+        self.ringEntry = entry.map { .passUnretained($0) }
     }
     var channel: KernelChannel { unmanaged.takeUnretainedValue() }
+    var entry: RingEntry? { ringEntry?.takeUnretainedValue() }
 }
 
 public typealias EntryReply = Reply<EntryAnswer>
@@ -100,7 +105,7 @@ extension Reply where Answer == EntryAnswer {
             var p = entryParam(e)
             fuse_reply_entry(request, &p)
         case .kernel(let k):
-            k.channel.reply(k.unique, WireFormat.entry(e))
+            k.channel.reply(k, WireFormat.entry(e))
         }
         discard self
     }
@@ -113,7 +118,7 @@ extension Reply where Answer == AttributeAnswer {
             var st = a.statValue
             fuse_reply_attr(request, &st, timeout)
         case .kernel(let k):
-            k.channel.reply(k.unique, WireFormat.attributes(a, timeout: timeout))
+            k.channel.reply(k, WireFormat.attributes(a, timeout: timeout))
         }
         discard self
     }
@@ -137,7 +142,7 @@ extension Reply where Answer == OpenAnswer {
             fuse_reply_open(request, &fi)
             if let d = o.passthroughDescriptor { close(d) }     // libfuse 3.14 has no passthrough
         case .kernel(let k):
-            k.channel.reply(k.unique, k.channel.openAnswer(o))
+            k.channel.reply(k, k.channel.openAnswer(o))
         }
         discard self
     }
@@ -151,7 +156,7 @@ extension Reply where Answer == CreateAnswer {
             var fi = fileInfo(o)
             fuse_reply_create(request, &p, &fi)
         case .kernel(let k):
-            k.channel.reply(k.unique, WireFormat.entry(e), k.channel.openAnswer(o))
+            k.channel.reply(k, WireFormat.entry(e), k.channel.openAnswer(o))
         }
         discard self
     }
@@ -165,7 +170,7 @@ extension Reply where Answer == DataAnswer {
         switch route {
         case .libfuse(let r): request = r
         case .kernel(let k):
-            k.channel.replyData(k.unique, source)
+            k.channel.replyData(k, source)
             discard self
             return
         }
@@ -197,7 +202,7 @@ extension Reply where Answer == DataAnswer {
         case .libfuse(let request):
             _ = bytes.withUnsafeBytes { fuse_reply_buf(request, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
         case .kernel(let k):
-            bytes.withUnsafeBytes { k.channel.replyData(k.unique, .bytes($0)) }
+            bytes.withUnsafeBytes { k.channel.replyData(k, .bytes($0)) }
         }
         discard self
     }
@@ -207,7 +212,7 @@ extension Reply where Answer == WriteAnswer {
     public consuming func written(_ count: Int) {
         switch route {
         case .libfuse(let request): fuse_reply_write(request, count)
-        case .kernel(let k): k.channel.reply(k.unique, WireFormat.written(count))
+        case .kernel(let k): k.channel.reply(k, WireFormat.written(count))
         }
         discard self
     }
@@ -226,7 +231,7 @@ extension Reply where Answer == StatfsAnswer {
         switch route {
         case .libfuse(let r): request = r
         case .kernel(let k):
-            k.channel.reply(k.unique, WireFormat.statfs(s))
+            k.channel.reply(k, WireFormat.statfs(s))
             discard self
             return
         }
@@ -245,7 +250,7 @@ extension Reply where Answer == LinkAnswer {
     public consuming func target(_ path: String) {
         switch route {
         case .libfuse(let request): fuse_reply_readlink(request, path)
-        case .kernel(let k): k.channel.reply(k.unique, Array(path.utf8))
+        case .kernel(let k): k.channel.reply(k, Array(path.utf8))
         }
         discard self
     }
@@ -255,7 +260,7 @@ extension Reply where Answer == PollAnswer {
     public consuming func events(_ revents: UInt32) {
         switch route {
         case .libfuse(let request): fuse_reply_poll(request, revents)
-        case .kernel(let k): k.channel.reply(k.unique, WireFormat.poll(revents))
+        case .kernel(let k): k.channel.reply(k, WireFormat.poll(revents))
         }
         discard self
     }

@@ -30,6 +30,9 @@ public struct SessionOptions: Sendable {
     /// Let files that offer a descriptor (`OpenResult.passthroughDescriptor`) be read by the
     /// kernel directly (FUSE passthrough, Linux 6.9+, wire layer only; needs root).
     public var passthrough = false
+    /// Take requests over io_uring queues, one per CPU (Linux 6.14+ with the fuse module's
+    /// enable_uring set; wire layer only), besides the threads reading /dev/fuse.
+    public var ioUring = false
     public init() {}
 }
 

@@ -28,6 +28,8 @@ struct DaemonOptions: Sendable, Equatable {
     public var layer: FuseLayer = .kernel
     /// Let the kernel read `disc` straight from the image (`-o passthrough`; see docs/performance.md).
     public var passthrough = false
+    /// Take requests over io_uring queues (`-o io_uring`; the fuse module's enable_uring must be Y).
+    public var ioUring = false
     /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
@@ -55,6 +57,8 @@ struct DaemonOptions: Sendable, Equatable {
           -o passthrough      the kernel reads disc from the image itself (FUSE passthrough,
                               Linux 6.9+, own layer); a handle opened before a media change
                               then keeps reading the old image instead of getting ESTALE
+          -o io_uring         take requests over io_uring queues, one per CPU (Linux 6.14+,
+                              own layer; needs /sys/module/fuse/parameters/enable_uring = Y)
           -o OPT[,OPT...]     the options above, allow_other, and any libfuse mount option
         """
 
@@ -129,6 +133,7 @@ struct DaemonOptions: Sendable, Equatable {
                 default: throw VMError(EINVAL, "fuse_layer takes own or libfuse")
                 }
             case "passthrough": passthrough = true
+            case "io_uring": ioUring = true
             case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
             default: fuseOptions.append(opt)
             }
@@ -203,6 +208,7 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         sessionOptions.truncateAtOpen = true
         sessionOptions.layer = o.layer
         sessionOptions.passthrough = o.passthrough
+        sessionOptions.ioUring = o.ioUring
         session = try FuseSession(fileSystem: fs, mountpoint: o.mountpoint, arguments: o.fuseArguments, options: sessionOptions)
         // Before the mount: a SIGTERM that arrives as soon as the mount is seen must end the
         // loop cleanly, not kill the process and leave a dead mount.

@@ -10,7 +10,8 @@
 ///   the model says it must be refused with.
 /// - `SEQ OK`: every syscall returned 0 (for an insert: open, write and close).
 /// - `SEQ REFUSED ERRNO`: the live daemon refused it.
-/// - `SEQ UNKNOWN ERRNO`: the daemon died under it (ENOTCONN/ECONNABORTED, or any error
+/// - `SEQ UNKNOWN ERRNO`: the daemon died under it (ENOTCONN/ECONNABORTED, ECANCELED for a
+///   request the kernel had queued on an io_uring entry, or any error
 ///   while the mount is gone). The client then waits for the mount, reads its part of the
 ///   tree back into its model (a `SYNC` line) and goes on.
 /// A BEGIN without an outcome line is in flight: it may or may not have happened.
@@ -153,7 +154,7 @@ while not os.path.exists(stopfile):
     if result == 0:
         L("%d OK" % seq)
         apply(kind, target, arg)
-    elif result in (errno.ENOTCONN, errno.ECONNABORTED) or not mount_up():
+    elif result in (errno.ENOTCONN, errno.ECONNABORTED, errno.ECANCELED) or not mount_up():
         L("%d UNKNOWN %d" % (seq, result))
         resync()
     else:

@@ -65,7 +65,7 @@ final class PassthroughTests: MountTestCase {
     }
 
     func testDiscReadsGoStraightToTheImageAndNewOpensSeeTheNewMedia() throws {
-        XCTAssertTrue(fx.logText.contains("agreed 7.40"), "the kernel agreed to passthrough: \(fx.logText.prefix(600))")
+        XCTAssertTrue(fx.logText.contains("passthrough yes"), "the kernel agreed to passthrough: \(fx.logText.prefix(600))")
         let a = try image("a.iso", bytes: 8 << 20, seed: 1)
         let b = try image("b.iso", bytes: 4 << 20, seed: 2)
         makeDrive()
@@ -100,5 +100,47 @@ final class PassthroughTests: MountTestCase {
         XCTAssertEqual(bytes.prefix(2048 * 3 + 1024), try Data(contentsOf: URL(fileURLWithPath: odd)))
         XCTAssertTrue(bytes.suffix(1024).allSatisfy { $0 == 0 })
         XCTAssertGreaterThan(reads(of: inode(disc)), 0, "read through the daemon")
+    }
+}
+
+/// Requests over io_uring queues (`-o io_uring`). The kernel takes them only with the fuse
+/// module's `enable_uring` set, which this test sets for its own mount and puts back after.
+final class IoUringTests: MountTestCase {
+    private static let parameter = "/sys/module/fuse/parameters/enable_uring"
+    private var previous: String?
+
+    override var daemonArguments: [String] { ["-o", "io_uring", "-d"] }
+
+    override func setUpWithError() throws {
+        previous = readText(Self.parameter)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotNil(previous, "this kernel has FUSE over io_uring (CONFIG_FUSE_IO_URING)")
+        XCTAssertEqual(writeErrno(Self.parameter, "Y"), 0)
+        try super.setUpWithError()
+    }
+
+    override func tearDown() {
+        super.tearDown()
+        if let previous { _ = writeErrno(Self.parameter, previous) }
+    }
+
+    func testRequestsArriveOnTheQueuesAndTheContractHolds() throws {
+        XCTAssertTrue(fx.logText.contains("io_uring yes"), "the kernel agreed to io_uring: \(fx.logText.prefix(800))")
+        XCTAssertTrue(eventually { self.fx.logText.contains("queues of 16 entries registered") })
+        let a = try fx.makeISO("a.iso", files: ["a.txt": "ring\n"])
+        let b = try fx.makeISO("b.iso", label: "B", files: ["b.txt": "second\n"])
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, a), 0)
+        XCTAssertEqual(sh("cmp '\(disc)' '\(a)'").status, 0)
+        XCTAssertEqual(readText(fx.path("guests/aix01/cd0/contents/a.txt")), "ring\n")
+        let old = open(disc, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(old, 0)
+        defer { close(old) }
+        XCTAssertEqual(writeErrno(mediaFile, b), 0, "swap")
+        var byte: UInt8 = 0
+        XCTAssertEqual(pread(old, &byte, 1, 0), -1)
+        XCTAssertEqual(errno, ESTALE)
+        XCTAssertEqual(writeErrno(mediaFile, "/nonexistent.iso"), ENOENT, "errors come back over the ring too")
+        let onRing = fx.logText.split(separator: "\n").filter { $0.contains("(io_uring queue ") }.count
+        XCTAssertGreaterThan(onRing, 20, "requests came over the queues")
     }
 }

@@ -7,6 +7,7 @@
 #include <linux/fuse.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 /// FUSE_PASSTHROUGH is bit 37 of the INIT flags, i.e. bit 5 of `flags2` (protocol 7.40).
 #define VMFS_FUSE_PASSTHROUGH_FLAGS2 (1u << 5)
@@ -33,5 +34,45 @@ int vmfs_pipe2_cloexec(int fds[2]);
 int vmfs_set_pipe_size(int fd, int size);
 int vmfs_get_pipe_size(int fd);
 int vmfs_eventfd_cloexec(void);
+
+// ---- FUSE over io_uring (Linux 6.14+; the fuse module's enable_uring must be Y) ----------
+
+/// FUSE_OVER_IO_URING is bit 41 of the INIT flags: bit 9 of `flags2`.
+#define VMFS_FUSE_OVER_IO_URING_FLAGS2 (1u << 9)
+#define VMFS_FUSE_IO_URING_CMD_REGISTER 1u
+#define VMFS_FUSE_IO_URING_CMD_COMMIT_AND_FETCH 2u
+
+/// The per-entry header buffer the kernel fills with a request and reads an answer from
+/// (`struct fuse_uring_req_header`, protocol 7.42).
+struct vmfs_fuse_uring_req_header {
+    uint8_t in_out[128];          // fuse_in_header in, fuse_out_header out
+    uint8_t op_in[128];           // the operation's fixed arguments (fuse_read_in, ...)
+    uint64_t flags;               // fuse_uring_ent_in_out
+    uint64_t commit_id;
+    uint32_t payload_sz;
+    uint32_t padding;
+    uint64_t reserved;
+};
+
+/// An io_uring instance with 128-byte entries, its rings mapped. Submission takes `lock`:
+/// answers are committed from any thread.
+struct vmfs_ring;
+
+/// Creates a ring of `entries` (a power of two); NULL with errno set if io_uring is
+/// unavailable.
+struct vmfs_ring *vmfs_ring_create(unsigned entries);
+void vmfs_ring_destroy(struct vmfs_ring *ring);
+
+/// Queues one FUSE uring command (REGISTER or COMMIT_AND_FETCH) for queue `qid` on the
+/// /dev/fuse descriptor `dev`, with the entry's two buffers, and submits it. Returns 0 or
+/// -errno.
+int vmfs_ring_fuse_cmd(struct vmfs_ring *ring, int dev, uint32_t cmd_op, uint16_t qid, uint64_t commit_id,
+                       const struct iovec *buffers, uint64_t user_data);
+
+/// Waits for one completion; returns 0 with its user data and result, or -errno.
+int vmfs_ring_wait(struct vmfs_ring *ring, uint64_t *user_data, int32_t *result);
+
+/// The number of CPUs the kernel may ever have (one FUSE uring queue each).
+int vmfs_possible_cpus(void);
 
 #endif
