@@ -7,7 +7,8 @@ import XCTest
 /// libfuse fallback still serves the contract's core, and what passthrough changes.
 final class OwnLayerTests: MountTestCase {
     func testTheOwnWireLayerServesByDefault() throws {
-        XCTAssertTrue(fx.logText.contains("FUSE: own wire layer"), fx.logText)
+        // The daemon logs its start after mount(2) returns, so maybe after the mount appears.
+        XCTAssertTrue(eventually { self.fx.logText.contains("FUSE: own wire layer") }, fx.logText)
         let image = try fx.makeISO("own.iso", files: ["a.txt": "own\n"])
         makeDrive()
         XCTAssertEqual(writeErrno(mediaFile, image), 0)
@@ -23,7 +24,7 @@ final class LibfuseLayerTests: MountTestCase {
     override var daemonArguments: [String] { ["-o", "fuse_layer=libfuse"] }
 
     func testLibfuseStillServesInsertReadSwapAndEject() throws {
-        XCTAssertTrue(fx.logText.contains("FUSE: libfuse"), fx.logText)
+        XCTAssertTrue(eventually { self.fx.logText.contains("FUSE: libfuse") }, fx.logText)
         let a = try fx.makeISO("a.iso", files: ["a.txt": "first\n"])
         let b = try fx.makeISO("b.iso", label: "SECOND", files: ["b.txt": "second\n", "pad.bin": String(repeating: "x", count: 100_000)])
         makeDrive()
@@ -65,7 +66,8 @@ final class PassthroughTests: MountTestCase {
     }
 
     func testDiscReadsGoStraightToTheImageAndNewOpensSeeTheNewMedia() throws {
-        XCTAssertTrue(fx.logText.contains("passthrough yes"), "the kernel agreed to passthrough: \(fx.logText.prefix(600))")
+        // INIT is answered after mount(2) returns: wait for its log line.
+        XCTAssertTrue(eventually { self.fx.logText.contains("passthrough yes") }, "the kernel agreed to passthrough: \(fx.logText.prefix(600))")
         let a = try image("a.iso", bytes: 8 << 20, seed: 1)
         let b = try image("b.iso", bytes: 4 << 20, seed: 2)
         makeDrive()
@@ -124,7 +126,8 @@ final class IoUringTests: MountTestCase {
     }
 
     func testRequestsArriveOnTheQueuesAndTheContractHolds() throws {
-        XCTAssertTrue(fx.logText.contains("io_uring yes"), "the kernel agreed to io_uring: \(fx.logText.prefix(800))")
+        // INIT is answered after mount(2) returns: wait for its log line.
+        XCTAssertTrue(eventually { self.fx.logText.contains("io_uring yes") }, "the kernel agreed to io_uring: \(fx.logText.prefix(800))")
         XCTAssertTrue(eventually { self.fx.logText.contains("queues of 16 entries registered") })
         let a = try fx.makeISO("a.iso", files: ["a.txt": "ring\n"])
         let b = try fx.makeISO("b.iso", label: "B", files: ["b.txt": "second\n"])
