@@ -213,10 +213,17 @@ fi
 if want a || want d; then
     # The same disc on a second mount of each other kind: libfuse 3.14 instead of vmediafs's
     # own wire layer, and the own layer with FUSE passthrough (the kernel reads the image).
-    for kind in libfuse passthrough; do
+    # And the own layer over io_uring queues (the fuse module's enable_uring is set for it
+    # and put back after).
+    URING_PARAM=/sys/module/fuse/parameters/enable_uring
+    for kind in libfuse passthrough uring; do
         case $kind in
             libfuse) args=(-o fuse_layer=libfuse) ;;
             passthrough) args=(-o passthrough) ;;
+            uring)
+                [[ -w $URING_PARAM ]] || { note "no FUSE over io_uring in this kernel"; continue; }
+                uring_was=$(cat "$URING_PARAM"); echo Y > "$URING_PARAM"
+                args=(-o io_uring) ;;
         esac
         KMNT=$W/vmfs-$kind
         start_vmfs "$kind" "$KMNT" "$W/state-$kind.db" "${args[@]}"
@@ -227,15 +234,19 @@ if want a || want d; then
         kreinsert() { rm "$KDRIVE/media"; echo "$ISO" > "$KDRIVE/media"; }
         if want a; then
             [[ -n ${direct:-} ]] || direct=$(mbps_n "$RUNS" "" "$ISO")
-            result "(a) seq read cold, -o ${args[*]#-o } [MB/s]" "$(mbps_n "$RUNS" kreinsert "$KDRIVE/disc")" "$direct" "image read directly (page cache)"
+            result "(a) seq read cold, ${args[*]} [MB/s]" "$(mbps_n "$RUNS" kreinsert "$KDRIVE/disc")" "$direct" "image read directly (page cache)"
         fi
         if want d && [[ $kind == libfuse ]]; then
-            result "(d) 4K to the daemon, own layer vs libfuse [IOPS]" "${vd:-$(iops "$DISC" 4 --direct=1)}" "$(iops "$KDRIVE/disc" 4 --direct=1)" "the same on -o fuse_layer=libfuse"
+            result "(d) 4K to the daemon, own layer vs libfuse [IOPS]" "${vd:=$(iops "$DISC" 4 --direct=1)}" "$(iops "$KDRIVE/disc" 4 --direct=1)" "the same on -o fuse_layer=libfuse"
         fi
         if want d && [[ $kind == passthrough ]]; then
             result "(d) 4K rand read, passthrough, 4 readers [IOPS]" "$(iops "$KDRIVE/disc" 4)" "$(iops "$ISO" 4)" "image read directly (page cache)"
         fi
+        if want d && [[ $kind == uring ]]; then
+            result "(d) 4K to the daemon, io_uring vs /dev/fuse [IOPS]" "$(iops "$KDRIVE/disc" 4 --direct=1)" "${vd:=$(iops "$DISC" 4 --direct=1)}" "the own layer reading /dev/fuse"
+        fi
         stop_vmfs "$KMNT" "$KPID"
+        [[ $kind == uring ]] && echo "$uring_was" > "$URING_PARAM"
     done
 fi
 if want c; then

@@ -23,8 +23,13 @@ final class KernelChannel: @unchecked Sendable {
     private let pipes = Mutex<[SplicePipe]>([])
     /// The io_uring queues, once started (kept alive here for the connection's life).
     var ringQueues: [RingQueue] = []
-    /// Passthrough backing ids by file handle, from OPEN until RELEASE.
-    private let backingIDs = Mutex<[UInt64: Int32]>([:])
+    /// Passthrough backing ids by inode, with how many open handles use each, and the inode
+    /// of each such handle; from the first OPEN to the last RELEASE.
+    private let backing = Mutex(BackingFiles())
+    private struct BackingFiles {
+        var byNode: [UInt64: (id: Int32, opens: Int)] = [:]
+        var handles: [UInt64: UInt64] = [:]
+    }
     /// Bytes of one request buffer: the largest WRITE (`maxWrite`) and its headers.
     let bufferSize: Int
 
@@ -260,30 +265,48 @@ final class KernelChannel: @unchecked Sendable {
     private func givePipe(_ p: SplicePipe) { pipes.withLock { $0.append(p) } }
 
     /// An OPEN or CREATE answer; files that ask for it are given passthrough to their backing
-    /// descriptor where INIT agreed to it. The backing id is kept until the handle's RELEASE:
-    /// the opener looks it up after our answer is written, so it cannot be dropped sooner.
-    func openAnswer(_ o: OpenResult) -> [UInt8] {
+    /// descriptor where INIT agreed to it. One backing id serves every open of an inode (the
+    /// kernel refuses a second open of an inode with a different backing file, EBUSY); it is
+    /// kept until the inode's last passthrough handle is released: the opener looks it up
+    /// after our answer is written, so it cannot be dropped sooner.
+    func openAnswer(_ o: OpenResult, node: UInt64) -> [UInt8] {
         var flags = WireFormat.openFlags(o)
         defer { if let d = o.passthroughDescriptor { close(d) } }
         if let descriptor = o.passthroughDescriptor, agreed.passthrough {
-            let id = vmfs_fuse_backing_open(fd, descriptor)
+            let id = backing.withLock { b -> Int32 in
+                if let shared = b.byNode[node] {
+                    b.byNode[node] = (shared.id, shared.opens + 1)
+                    b.handles[o.handle] = node
+                    return shared.id
+                }
+                let id = vmfs_fuse_backing_open(fd, descriptor)
+                guard id > 0 else { return -errno }
+                b.byNode[node] = (id, 1)
+                b.handles[o.handle] = node
+                return id
+            }
             if id > 0 {
-                backingIDs.withLock { $0[o.handle] = id }
                 // The kernel refuses a passthrough open with any flag but direct_io,
                 // noflush and parallel direct writes (FOPEN_PASSTHROUGH_MASK): the page
                 // cache is the backing file's, so keep_cache has no meaning here.
                 flags = flags & UInt32(FOPEN_NOFLUSH) | VMFS_FOPEN_PASSTHROUGH
                 return WireFormat.open(handle: o.handle, flags: flags, backingID: id)
             }
-            log("passthrough refused (\(String(cString: strerror(errno)))); reads of this file go through the daemon")
+            log("passthrough refused (\(String(cString: strerror(-id)))); reads of this file go through the daemon")
         }
         return WireFormat.open(handle: o.handle, flags: flags)
     }
 
-    /// The handle was released: its backing file (if any) is no longer needed.
+    /// The handle was released: its inode's backing file goes with its last passthrough handle.
     func released(handle: UInt64) {
-        guard agreed.passthrough, let id = backingIDs.withLock({ $0.removeValue(forKey: handle) }) else { return }
-        _ = vmfs_fuse_backing_close(fd, UInt32(id))
+        guard agreed.passthrough else { return }
+        let drop = backing.withLock { b -> Int32? in
+            guard let node = b.handles.removeValue(forKey: handle), let shared = b.byNode[node] else { return nil }
+            if shared.opens > 1 { b.byNode[node] = (shared.id, shared.opens - 1); return nil }
+            b.byNode.removeValue(forKey: node)
+            return shared.id
+        }
+        if let drop { _ = vmfs_fuse_backing_close(fd, UInt32(drop)) }
     }
 
     // MARK: Notifications

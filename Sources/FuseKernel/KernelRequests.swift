@@ -15,7 +15,8 @@ extension KernelChannel {
         if debug { log("request \(h.unique): opcode \(h.opcode) node \(h.nodeid) uid \(h.uid) pid \(h.pid)\(entry == nil ? "" : " (io_uring queue \(entry!.queue.qid))")") }
         let fs = box.fileSystem
         let unique = h.unique
-        let request = KernelRequest(unique: unique, channel: self, entry: entry)
+        var request = KernelRequest(unique: unique, channel: self, entry: entry)
+        request.node = h.nodeid
         func context(groups: Bool, umask: UInt32 = 0o022) -> RequestContext {
             RequestContext(uid: h.uid, gid: h.gid, pid: Int32(bitPattern: h.pid),
                            groups: groups ? callerGroups(pid: h.pid) : [], umask: umask)

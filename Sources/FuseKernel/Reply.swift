@@ -63,6 +63,8 @@ enum ReplyRoute {
 /// are never answered after the session is gone.
 struct KernelRequest {
     let unique: UInt64
+    /// The inode the request is about (FUSE's nodeid).
+    var node: UInt64 = 0
     private let unmanaged: Unmanaged<KernelChannel>
     /// The io_uring entry the request came in on (answered by committing it), or nil for a
     /// request read from /dev/fuse (answered by a write).
@@ -142,7 +144,7 @@ extension Reply where Answer == OpenAnswer {
             fuse_reply_open(request, &fi)
             if let d = o.passthroughDescriptor { close(d) }     // libfuse 3.14 has no passthrough
         case .kernel(let k):
-            k.channel.reply(k, k.channel.openAnswer(o))
+            k.channel.reply(k, k.channel.openAnswer(o, node: k.node))
         }
         discard self
     }
@@ -156,7 +158,7 @@ extension Reply where Answer == CreateAnswer {
             var fi = fileInfo(o)
             fuse_reply_create(request, &p, &fi)
         case .kernel(let k):
-            k.channel.reply(k, WireFormat.entry(e), k.channel.openAnswer(o))
+            k.channel.reply(k, WireFormat.entry(e), k.channel.openAnswer(o, node: e.attributes.ino))
         }
         discard self
     }

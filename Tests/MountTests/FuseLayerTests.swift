@@ -76,6 +76,13 @@ final class PassthroughTests: MountTestCase {
         XCTAssertEqual(sh("cmp '\(disc)' '\(a)'").status, 0)
         XCTAssertEqual(sh("dd if='\(disc)' of=/dev/null bs=4k iflag=direct status=none").status, 0, "O_DIRECT reads too")
         XCTAssertEqual(reads(of: first), 0, "no READ reached the daemon")
+        // Several opens of one disc at once (fio's readers, two cmp's): one backing file serves all.
+        let readers = sh("for i in 1 2 3 4; do cmp '\(disc)' '\(a)' & done; wait", timeout: 60)
+        XCTAssertEqual(readers.err, "", "four readers at once")
+        let both = (open(disc, O_RDONLY), open(disc, O_RDONLY))
+        XCTAssertGreaterThanOrEqual(both.0, 0)
+        XCTAssertGreaterThanOrEqual(both.1, 0, "a second open of the same disc: \(String(cString: strerror(errno)))")
+        close(both.0); close(both.1)
 
         // A handle from before a swap: the emulator no longer decides its reads; it keeps
         // reading the image it opened (never the new one). New opens get the new disc.
