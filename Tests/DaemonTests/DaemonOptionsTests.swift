@@ -52,6 +52,21 @@ final class DaemonOptionsTests: XCTestCase {
         XCTAssertEqual(o.fuseOptions, ["ro"], "disc_io is the daemon's own, not libfuse's")
     }
 
+    func testFuseLayerPassthroughAndIoUring() throws {
+        let d = try DaemonOptions.parse(["/mnt/v"])
+        XCTAssertEqual(d.layer, .kernel, "the own wire layer by default")
+        XCTAssertFalse(d.passthrough)
+        XCTAssertFalse(d.ioUring)
+        let o = try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=libfuse,passthrough,io_uring"])
+        XCTAssertEqual(o.layer, .libfuse)
+        XCTAssertTrue(o.passthrough && o.ioUring)
+        XCTAssertEqual(o.fuseOptions, [], "none of them is passed on as a mount option")
+        XCTAssertEqual(try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=own"]).layer, .kernel)
+        XCTAssertThrowsError(try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=kernel9"])) { e in
+            XCTAssertEqual((e as? VMError)?.errno, EINVAL)
+        }
+    }
+
     func testBadCommandLines() {
         for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"], ["/mnt", "-o", "disc_io=fast"]] {
             XCTAssertThrowsError(try DaemonOptions.parse(args), "\(args)") { e in
