@@ -30,12 +30,13 @@ final class KernelChannel: @unchecked Sendable {
         var byNode: [UInt64: (id: Int32, opens: Int)] = [:]
         var handles: [UInt64: UInt64] = [:]
     }
-    /// Bytes of one request buffer: the largest WRITE (`maxWrite`) and its headers.
-    let bufferSize: Int
+    /// The largest WRITE the kernel may send (and so the largest READ answer): 1 MiB.
+    static let maxWrite: UInt32 = 1 << 20
+    /// Bytes of one request buffer: the largest WRITE and its headers.
+    static let bufferSize = Int(maxWrite) + 4096
 
+    /// What INIT agreed to, of what the channel itself acts on.
     struct Agreement {
-        var minor: UInt32 = 0
-        var maxWrite: UInt32 = 1 << 20
         var splice = false
         var passthrough = false
         var uring = false
@@ -45,7 +46,6 @@ final class KernelChannel: @unchecked Sendable {
         self.fd = fd
         self.box = box
         self.debug = debug
-        self.bufferSize = (1 << 20) + 4096
     }
 
     deinit {
@@ -56,10 +56,10 @@ final class KernelChannel: @unchecked Sendable {
 
     /// Reads and serves requests until the connection ends (unmount, abort) or `exiting`.
     func serve() {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 4096)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 4096)
         defer { buffer.deallocate() }
         while !exiting.load(ordering: .relaxed) {
-            let n = Glibc.read(fd, buffer, bufferSize)
+            let n = Glibc.read(fd, buffer, Self.bufferSize)
             if n < 0 {
                 switch errno {
                 case EINTR, EAGAIN: continue
@@ -97,7 +97,7 @@ final class KernelChannel: @unchecked Sendable {
         }
         agreed = agreement
         if debug { log("INIT: kernel 7.\(request.minor), agreed 7.\(out.minor), flags 0x\(String(out.flags, radix: 16)), flags2 0x\(String(out.flags2, radix: 16)); passthrough \(agreement.passthrough ? "yes" : "no"), io_uring \(agreement.uring ? "yes" : "no")") }
-        reply(answer, WireFormat.bytes(of: out))
+        reply(answer, value: out)
         if agreement.uring { startRing() }
     }
 
@@ -132,7 +132,6 @@ final class KernelChannel: @unchecked Sendable {
         }
         out.minor = min(out.minor, request.minor)
         if want2 != 0 { want |= UInt32(FUSE_INIT_EXT) & offered }
-        let maxWrite: UInt32 = 1 << 20
         if offered & UInt32(FUSE_MAX_PAGES) != 0 {
             want |= UInt32(FUSE_MAX_PAGES)
             out.max_pages = UInt16((maxWrite - 1) / UInt32(getpagesize()) + 1)
@@ -144,7 +143,7 @@ final class KernelChannel: @unchecked Sendable {
         out.congestion_threshold = 48
         out.max_write = maxWrite
         out.time_gran = 1
-        let agreement = Agreement(minor: out.minor, maxWrite: maxWrite, splice: want & UInt32(FUSE_SPLICE_WRITE) != 0,
+        let agreement = Agreement(splice: want & UInt32(FUSE_SPLICE_WRITE) != 0,
                                   passthrough: want2 & VMFS_FUSE_PASSTHROUGH_FLAGS2 != 0,
                                   uring: want2 & VMFS_FUSE_OVER_IO_URING_FLAGS2 != 0)
         return (out, agreement, skip)
@@ -183,8 +182,14 @@ final class KernelChannel: @unchecked Sendable {
         payload.withUnsafeBytes { send(request, status: 0, $0) }
     }
 
-    func reply(_ request: KernelRequest, _ first: [UInt8], _ second: [UInt8]) {
-        reply(request, first + second)
+    /// Answers with one of the kernel's fixed-size structures, from the stack.
+    func reply<T>(_ request: KernelRequest, value: T) {
+        withUnsafeBytes(of: value) { send(request, status: 0, $0) }
+    }
+
+    /// CREATE's answer: the entry, then the open.
+    func reply(_ request: KernelRequest, _ entry: fuse_entry_out, _ open: fuse_open_out) {
+        reply(request, WireFormat.bytes(of: entry) + WireFormat.bytes(of: open))
     }
 
     /// A READ answer. A file range goes by splice through a pipe where the kernel agreed to
@@ -269,7 +274,7 @@ final class KernelChannel: @unchecked Sendable {
     /// kernel refuses a second open of an inode with a different backing file, EBUSY); it is
     /// kept until the inode's last passthrough handle is released: the opener looks it up
     /// after our answer is written, so it cannot be dropped sooner.
-    func openAnswer(_ o: OpenResult, node: UInt64) -> [UInt8] {
+    func openAnswer(_ o: OpenResult, node: UInt64) -> fuse_open_out {
         var flags = WireFormat.openFlags(o)
         defer { if let d = o.passthroughDescriptor { close(d) } }
         if let descriptor = o.passthroughDescriptor, agreed.passthrough {
@@ -311,8 +316,8 @@ final class KernelChannel: @unchecked Sendable {
 
     // MARK: Notifications
 
-    private func notify(_ code: fuse_notify_code, _ payload: [UInt8]) {
-        payload.withUnsafeBytes { send(nil, status: Int32(bitPattern: code.rawValue), $0) }
+    private func notify<T>(_ code: fuse_notify_code, _ payload: T) {
+        withUnsafeBytes(of: payload) { send(nil, status: Int32(bitPattern: code.rawValue), $0) }
     }
 
     /// Drops the kernel's cached attributes of `ino`, and its pages from `offset` for
@@ -322,13 +327,13 @@ final class KernelChannel: @unchecked Sendable {
         out.ino = ino
         out.off = offset
         out.len = length
-        notify(FUSE_NOTIFY_INVAL_INODE, WireFormat.bytes(of: out))
+        notify(FUSE_NOTIFY_INVAL_INODE, out)
     }
 
     func notifyPoll(_ kh: UInt64) {
         var out = fuse_notify_poll_wakeup_out()
         out.kh = kh
-        notify(FUSE_NOTIFY_POLL, WireFormat.bytes(of: out))
+        notify(FUSE_NOTIFY_POLL, out)
     }
 
     // MARK: Interrupts

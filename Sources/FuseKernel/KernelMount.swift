@@ -202,23 +202,20 @@ private final class WorkerJob {
 /// `KernelEngine.run` waits on (write is async-signal-safe; nothing else is done there).
 final class SignalPipe: Sendable {
     static let shared = SignalPipe()
-    private let fds: (Int32, Int32)?
+    let readEnd: Int32?
 
     private init() {
         var p: [Int32] = [0, 0]
-        fds = vmfs_pipe2_cloexec(&p) == 0 ? (p[0], p[1]) : nil
+        guard vmfs_pipe2_cloexec(&p) == 0 else { readEnd = nil; return }
         // Never block the handler on a full pipe: one byte waiting is enough.
-        if let (r, w) = fds { _ = fcntl(r, F_SETFL, O_NONBLOCK); _ = fcntl(w, F_SETFL, O_NONBLOCK) }
-        signalWriteEnd.store(fds?.1 ?? -1, ordering: .relaxed)
+        _ = fcntl(p[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(p[1], F_SETFL, O_NONBLOCK)
+        readEnd = p[0]
+        signalWriteEnd.store(p[1], ordering: .relaxed)
     }
 
-    var readEnd: Int32? { fds?.0 }
-
-    func poke() {
-        guard let w = fds?.1 else { return }
-        var b: UInt8 = 1
-        _ = write(w, &b, 1)
-    }
+    /// Wakes `run` as a signal would.
+    func poke() { pokeSignalPipe() }
 
     func install() {
         var set = sigset_t()
@@ -227,11 +224,7 @@ final class SignalPipe: Sendable {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         for s in [SIGTERM, SIGINT, SIGHUP] {
             var action = sigaction()
-            action.__sigaction_handler.sa_handler = { _ in
-                let w = signalWriteEnd.load(ordering: .relaxed)
-                var b: UInt8 = 1
-                if w >= 0 { _ = write(w, &b, 1) }
-            }
+            action.__sigaction_handler.sa_handler = { _ in pokeSignalPipe() }
             sigemptyset(&action.sa_mask)
             action.sa_flags = 0
             sigaction(s, &action, nil)
@@ -241,5 +234,11 @@ final class SignalPipe: Sendable {
 }
 
 /// The signal pipe's write end, where the handler can reach it without touching anything
-/// that may need initialising.
+/// that may need initialising; -1 until the pipe exists.
 private let signalWriteEnd = Atomic<Int32>(-1)
+
+private func pokeSignalPipe() {
+    let w = signalWriteEnd.load(ordering: .relaxed)
+    var b: UInt8 = 1
+    if w >= 0 { _ = write(w, &b, 1) }
+}

@@ -110,7 +110,7 @@ extension KernelChannel {
             do throws(FSError) {
                 guard let opened = try box.openDirectory(context(groups: false), ino: h.nodeid) else { return reply(request, error: ENOSYS) }
                 let flags = opened.keep ? UInt32(FOPEN_CACHE_DIR) | UInt32(FOPEN_KEEP_CACHE) : 0
-                reply(request, WireFormat.open(handle: opened.handle, flags: flags))
+                reply(request, value: WireFormat.open(handle: opened.handle, flags: flags))
             } catch {
                 reply(request, error: error.errno)
             }

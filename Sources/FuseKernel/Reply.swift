@@ -107,7 +107,7 @@ extension Reply where Answer == EntryAnswer {
             var p = entryParam(e)
             fuse_reply_entry(request, &p)
         case .kernel(let k):
-            k.channel.reply(k, WireFormat.entry(e))
+            k.channel.reply(k, value: WireFormat.entry(e))
         }
         discard self
     }
@@ -120,7 +120,7 @@ extension Reply where Answer == AttributeAnswer {
             var st = a.statValue
             fuse_reply_attr(request, &st, timeout)
         case .kernel(let k):
-            k.channel.reply(k, WireFormat.attributes(a, timeout: timeout))
+            k.channel.reply(k, value: WireFormat.attributes(a, timeout: timeout))
         }
         discard self
     }
@@ -144,7 +144,7 @@ extension Reply where Answer == OpenAnswer {
             fuse_reply_open(request, &fi)
             if let d = o.passthroughDescriptor { close(d) }     // libfuse 3.14 has no passthrough
         case .kernel(let k):
-            k.channel.reply(k, k.channel.openAnswer(o, node: k.node))
+            k.channel.reply(k, value: k.channel.openAnswer(o, node: k.node))
         }
         discard self
     }
@@ -214,7 +214,7 @@ extension Reply where Answer == WriteAnswer {
     public consuming func written(_ count: Int) {
         switch route {
         case .libfuse(let request): fuse_reply_write(request, count)
-        case .kernel(let k): k.channel.reply(k, WireFormat.written(count))
+        case .kernel(let k): k.channel.reply(k, value: WireFormat.written(count))
         }
         discard self
     }
@@ -233,7 +233,7 @@ extension Reply where Answer == StatfsAnswer {
         switch route {
         case .libfuse(let r): request = r
         case .kernel(let k):
-            k.channel.reply(k, WireFormat.statfs(s))
+            k.channel.reply(k, value: WireFormat.statfs(s))
             discard self
             return
         }
@@ -262,7 +262,7 @@ extension Reply where Answer == PollAnswer {
     public consuming func events(_ revents: UInt32) {
         switch route {
         case .libfuse(let request): fuse_reply_poll(request, revents)
-        case .kernel(let k): k.channel.reply(k, WireFormat.poll(revents))
+        case .kernel(let k): k.channel.reply(k, value: WireFormat.poll(revents))
         }
         discard self
     }

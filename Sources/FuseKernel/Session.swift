@@ -26,7 +26,7 @@ public struct SessionOptions: Sendable {
     /// Who speaks the FUSE protocol: vmediafs's own wire layer (`KernelChannel`) or libfuse.
     /// The wire layer needs mount(2), so it is used by root only and with the mount options
     /// it knows; otherwise the session falls back to libfuse.
-    public var layer: FuseLayer = .kernel
+    public var layer: FuseLayer = .own
     /// Let files that offer a descriptor (`OpenResult.passthroughDescriptor`) be read by the
     /// kernel directly (FUSE passthrough, Linux 6.9+, wire layer only; needs root).
     public var passthrough = false
@@ -38,8 +38,9 @@ public struct SessionOptions: Sendable {
 
 /// The two implementations of the FUSE protocol a session can run on.
 public enum FuseLayer: String, Sendable {
-    /// vmediafs's own: /dev/fuse read and written directly; passthrough where the kernel has it.
-    case kernel
+    /// vmediafs's own (`KernelChannel`): /dev/fuse read and written directly; passthrough and
+    /// io_uring where the kernel has them.
+    case own
     /// libfuse 3.14's session and multithreaded loop.
     case libfuse
 }
@@ -151,11 +152,11 @@ public final class FuseSession: @unchecked Sendable {
         for (i, a) in arguments.enumerated() { argv[i + 1] = strdup(a) }
         argv[arguments.count + 1] = nil
         self.args = fuse_args(argc: Int32(arguments.count + 1), argv: argv, allocated: 0)
-        let wire = options.layer == .kernel && geteuid() == 0 ? KernelMountOptions.parse(arguments) : nil
+        let wire = options.layer == .own && geteuid() == 0 ? KernelMountOptions.parse(arguments) : nil
         if let wire {
             self.kernel = KernelEngine(options: wire, box: box)
             self.handle = nil
-            self.layer = .kernel
+            self.layer = .own
         } else {
             var ops = makeOperations()
             let userdata = Unmanaged.passUnretained(box).toOpaque()
@@ -169,7 +170,7 @@ public final class FuseSession: @unchecked Sendable {
         box.session = self
     }
 
-    /// The layer this session runs on: `.kernel` unless the options or the user's rights
+    /// The layer this session runs on: `.own` unless the options or the user's rights
     /// made it fall back to libfuse.
     public let layer: FuseLayer
 

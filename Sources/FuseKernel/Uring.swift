@@ -134,7 +134,7 @@ extension KernelChannel {
         let cpus = Int(vmfs_possible_cpus())
         var queues: [RingQueue] = []
         for q in 0..<cpus {
-            guard let queue = RingQueue(qid: UInt16(q), depth: 16, payloadCapacity: Int(agreed.maxWrite) + 4096, channel: self) else {
+            guard let queue = RingQueue(qid: UInt16(q), depth: 16, payloadCapacity: Self.bufferSize, channel: self) else {
                 log("io_uring unavailable (\(String(cString: strerror(errno)))); requests stay on /dev/fuse")
                 return
             }

@@ -2,7 +2,8 @@ import CFuseABI
 import Glibc
 
 /// The kernel's answer structures (<linux/fuse.h>) built from this module's Swift values, for
-/// the wire layer. Each returns the bytes that follow `fuse_out_header`.
+/// the wire layer. Each returns the structure that follows `fuse_out_header` (sent from the
+/// stack by `KernelChannel.reply(_:value:)`); `bytes(of:)` gives its bytes.
 enum WireFormat {
     /// The bytes of a C struct as laid out in memory.
     static func bytes<T>(of value: T) -> [UInt8] {
@@ -36,21 +37,21 @@ enum WireFormat {
         return r
     }
 
-    static func entry(_ e: Entry) -> [UInt8] {
+    static func entry(_ e: Entry) -> fuse_entry_out {
         var out = fuse_entry_out()
         out.nodeid = e.attributes.ino
         out.generation = e.generation
         (out.entry_valid, out.entry_valid_nsec) = validity(e.entryTimeout)
         (out.attr_valid, out.attr_valid_nsec) = validity(e.attributeTimeout)
         out.attr = attr(e.attributes)
-        return bytes(of: out)
+        return out
     }
 
-    static func attributes(_ a: FileAttributes, timeout: Double) -> [UInt8] {
+    static func attributes(_ a: FileAttributes, timeout: Double) -> fuse_attr_out {
         var out = fuse_attr_out()
         (out.attr_valid, out.attr_valid_nsec) = validity(timeout)
         out.attr = attr(a)
-        return bytes(of: out)
+        return out
     }
 
     /// FOPEN_* flags for an open answer.
@@ -65,34 +66,34 @@ enum WireFormat {
 
     /// `fuse_open_out`; `backingID` (> 0) asks for passthrough to that backing file, in the
     /// field that protocol 7.40 took from the padding.
-    static func open(handle: UInt64, flags: UInt32, backingID: Int32 = 0) -> [UInt8] {
+    static func open(handle: UInt64, flags: UInt32, backingID: Int32 = 0) -> fuse_open_out {
         var out = fuse_open_out()
         out.fh = handle
         out.open_flags = flags
         out.padding = UInt32(bitPattern: backingID)
-        return bytes(of: out)
+        return out
     }
 
-    static func written(_ count: Int) -> [UInt8] {
+    static func written(_ count: Int) -> fuse_write_out {
         var out = fuse_write_out()
         out.size = UInt32(clamping: count)
-        return bytes(of: out)
+        return out
     }
 
-    static func statfs(_ s: VolumeStatistics) -> [UInt8] {
+    static func statfs(_ s: VolumeStatistics) -> fuse_statfs_out {
         var out = fuse_statfs_out()
         out.st.bsize = UInt32(clamping: s.blockSize)
         out.st.frsize = UInt32(clamping: s.blockSize)
         out.st.blocks = s.blocks
         out.st.files = s.files
         out.st.namelen = UInt32(clamping: s.nameMax)
-        return bytes(of: out)
+        return out
     }
 
-    static func poll(_ revents: UInt32) -> [UInt8] {
+    static func poll(_ revents: UInt32) -> fuse_poll_out {
         var out = fuse_poll_out()
         out.revents = revents
-        return bytes(of: out)
+        return out
     }
 
     /// Directory entries from `offset` packed as `fuse_dirent` records (8-byte aligned) into

@@ -25,7 +25,7 @@ struct DaemonOptions: Sendable, Equatable {
     public var maxRead: UInt32 = SessionOptions().maxRead
     public var openTimeout: Double = MediaConfiguration().openTimeout
     /// Who speaks the FUSE protocol (`-o fuse_layer=own|libfuse`).
-    public var layer: FuseLayer = .kernel
+    public var layer: FuseLayer = .own
     /// Let the kernel read `disc` straight from the image (`-o passthrough`; see docs/performance.md).
     public var passthrough = false
     /// Take requests over io_uring queues (`-o io_uring`; the fuse module's enable_uring must be Y).
@@ -127,11 +127,8 @@ struct DaemonOptions: Sendable, Equatable {
                 guard let m = DiscIO(rawValue: v) else { throw VMError(EINVAL, "disc_io takes cached or direct") }
                 discIO = m
             case "fuse_layer":
-                switch v {
-                case "own": layer = .kernel
-                case "libfuse": layer = .libfuse
-                default: throw VMError(EINVAL, "fuse_layer takes own or libfuse")
-                }
+                guard let l = FuseLayer(rawValue: v) else { throw VMError(EINVAL, "fuse_layer takes own or libfuse") }
+                layer = l
             case "passthrough": passthrough = true
             case "io_uring": ioUring = true
             case "default_permissions", "fsname", "subtype": break   // always set by vmediafs
@@ -218,7 +215,7 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         Log.error("\(error)")
         return 1
     }
-    Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath); FUSE: \(session.layer == .kernel ? "own wire layer" : "libfuse")\(o.passthrough ? ", passthrough asked for" : ""))")
+    Log.info("mounted on \(o.mountpoint) (state \(o.resolvedStatePath); FUSE: \(session.layer == .own ? "own wire layer" : "libfuse")\(o.passthrough ? ", passthrough asked for" : ""))")
     if let device = session.deviceNumber { host.mounted(device: device) }
     if let ready {
         var ok: UInt8 = 0

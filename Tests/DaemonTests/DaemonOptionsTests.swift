@@ -54,14 +54,14 @@ final class DaemonOptionsTests: XCTestCase {
 
     func testFuseLayerPassthroughAndIoUring() throws {
         let d = try DaemonOptions.parse(["/mnt/v"])
-        XCTAssertEqual(d.layer, .kernel, "the own wire layer by default")
+        XCTAssertEqual(d.layer, .own, "the own wire layer by default")
         XCTAssertFalse(d.passthrough)
         XCTAssertFalse(d.ioUring)
         let o = try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=libfuse,passthrough,io_uring"])
         XCTAssertEqual(o.layer, .libfuse)
         XCTAssertTrue(o.passthrough && o.ioUring)
         XCTAssertEqual(o.fuseOptions, [], "none of them is passed on as a mount option")
-        XCTAssertEqual(try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=own"]).layer, .kernel)
+        XCTAssertEqual(try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=own"]).layer, .own)
         XCTAssertThrowsError(try DaemonOptions.parse(["/mnt/v", "-o", "fuse_layer=kernel9"])) { e in
             XCTAssertEqual((e as? VMError)?.errno, EINVAL)
         }

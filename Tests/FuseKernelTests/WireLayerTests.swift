@@ -74,7 +74,7 @@ final class WireLayerTests: XCTestCase {
         let now = Timestamp(seconds: 1_700_000_000, nanoseconds: 5)
         let a = FileAttributes(ino: 42, mode: UInt32(S_IFREG) | 0o444, linkCount: 1, uid: 7, gid: 8, size: 5000,
                                accessTime: now, modificationTime: now, changeTime: now, blockSize: 2048)
-        let bytes = WireFormat.entry(Entry(attributes: a, generation: 3, entryTimeout: 1.5, attributeTimeout: 3600))
+        let bytes = WireFormat.bytes(of: WireFormat.entry(Entry(attributes: a, generation: 3, entryTimeout: 1.5, attributeTimeout: 3600)))
         XCTAssertEqual(bytes.count, 128)
         func u64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) } }
         func u32(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) } }
@@ -89,7 +89,7 @@ final class WireLayerTests: XCTestCase {
         XCTAssertEqual(u32(40 + 60), UInt32(S_IFREG) | 0o444, "attr.mode")
         XCTAssertEqual(u32(40 + 68), 7, "attr.uid")
 
-        let open = WireFormat.open(handle: 0xABCD, flags: WireFormat.openFlags(OpenResult(handle: 1, keepCache: true, noFlush: true)), backingID: 9)
+        let open = WireFormat.bytes(of: WireFormat.open(handle: 0xABCD, flags: WireFormat.openFlags(OpenResult(handle: 1, keepCache: true, noFlush: true)), backingID: 9))
         XCTAssertEqual(open.count, 16)
         XCTAssertEqual(open[0], 0xCD)
         XCTAssertEqual(UInt32(open[8]) | UInt32(open[9]) << 8, UInt32(FOPEN_KEEP_CACHE) | UInt32(FOPEN_NOFLUSH))
