@@ -43,8 +43,9 @@ final class ContentsCache: Sendable {
         }
         var entry = Opened(generation: generation)
         if let medium {
+            // Sectors past the end asked for by the disc's own structures mean a damaged disc.
             let reader = EmulatorSectorReader(runtime: rt, initiator: initiator, generation: generation,
-                                              sectorCount: medium.blockCount)
+                                              sectorCount: medium.blockCount, pastTheEnd: EIO)
             do {
                 entry.volume = try Volume.open(reader)
                 entry.reader = reader

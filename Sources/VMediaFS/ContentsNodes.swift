@@ -113,11 +113,7 @@ final class ContentsHandle: OpenHandle, @unchecked Sendable {
             let lba = discOffset / 2048
             let count = (discOffset + UInt64(length) + 2047) / 2048 - lba
             let range: BlockRange
-            do throws(FSError) { range = try reader.range(lba, count: Int(count)) } catch {
-                // Blocks past the end of the disc: for a file of the disc that is a damaged
-                // disc (EIO), not a bad request as it is for `disc` (EINVAL).
-                return reply.fail(error.errno == EINVAL ? EIO : error.errno)
-            }
+            do throws(FSError) { range = try reader.range(lba, count: Int(count)) } catch { return reply.fail(error.errno) }
             return replyBlocks(range, skip: Int(discOffset - lba * 2048), length: length, reply: reply)
         }
         do {

@@ -150,9 +150,13 @@ final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
     let initiator: InitiatorID
     let generation: UInt64
     let sectorCount: UInt64
+    /// The errno for blocks past the end of the medium: `EINVAL` for a reader of `disc` (a
+    /// bad offset), `EIO` for the disc's own trees (`contents/`: the disc is damaged).
+    let pastTheEnd: Int32
 
-    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, sectorCount: UInt64) {
+    init(runtime: DriveRuntime, initiator: InitiatorID, generation: UInt64, sectorCount: UInt64, pastTheEnd: Int32 = EINVAL) {
         self.runtime = runtime; self.initiator = initiator; self.generation = generation; self.sectorCount = sectorCount
+        self.pastTheEnd = pastTheEnd
     }
 
     deinit { runtime.emulator.detach(initiator) }
@@ -162,7 +166,7 @@ final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
         let result = runtime.emulator.read(lba: sector, blocks: UInt32(count), from: initiator)
         guard result.status == .good, case .blocks(let range) = result.data else {
             // A failure once the media changed is the change.
-            let e = errno(for: result.sense)
+            let e = result.sense == .lbaOutOfRange ? pastTheEnd : errno(for: result.sense)
             let changed = e == ENOMEDIUM || runtime.emulator.state.generation != generation
             throw FSError(changed ? ESTALE : e)
         }
