@@ -64,6 +64,8 @@ CACHE=/var/tmp/vmediafs-bench/$( ((QUICK)) && echo quick || echo full )
 PIDS=()
 cleanup() {
     set +e
+    # The fuse module's enable_uring, if the io_uring case set it and did not get to put it back.
+    [[ -n ${uring_was:-} ]] && echo "$uring_was" > /sys/module/fuse/parameters/enable_uring
     grep -o " $W/[^ ]*" /proc/mounts | sort -r | while read -r m; do
         fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || fusermount3 -uz "$m"
     done
@@ -246,7 +248,7 @@ if want a || want d; then
             result "(d) 4K to the daemon, io_uring vs /dev/fuse [IOPS]" "$(iops "$KDRIVE/disc" 4 --direct=1)" "${vd:=$(iops "$DISC" 4 --direct=1)}" "the own layer reading /dev/fuse"
         fi
         stop_vmfs "$KMNT" "$KPID"
-        [[ $kind == uring ]] && echo "$uring_was" > "$URING_PARAM"
+        if [[ $kind == uring ]]; then echo "$uring_was" > "$URING_PARAM"; uring_was=; fi
     done
 fi
 if want c; then

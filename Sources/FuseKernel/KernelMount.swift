@@ -41,7 +41,7 @@ struct KernelMountOptions: Equatable {
     }
 
     private mutating func apply(_ opt: String) -> Bool {
-        let (k, v) = opt.firstIndex(of: "=").map { (String(opt[..<$0]), String(opt[opt.index(after: $0)...])) } ?? (opt, "")
+        let (k, v) = splitMountOption(opt)
         func set(_ bit: Int, _ on: Bool) { if on { flags |= UInt(bit) } else { flags &= ~UInt(bit) } }
         switch k {
         case "fsname": fsname = v
@@ -82,6 +82,12 @@ struct KernelMountOptions: Equatable {
         if let maxRead { parts.append("max_read=\(maxRead)") }
         return parts.joined(separator: ",")
     }
+}
+
+/// `key=value` as (key, value); a bare `key` as (key, ""). How every `-o` option is read.
+public func splitMountOption(_ opt: String) -> (key: String, value: String) {
+    guard let eq = opt.firstIndex(of: "=") else { return (opt, "") }
+    return (String(opt[..<eq]), String(opt[opt.index(after: eq)...]))
 }
 
 /// The wire layer's session: opens /dev/fuse, mounts it with mount(2) (root only; others

@@ -174,9 +174,6 @@ public final class FuseSession: @unchecked Sendable {
     /// made it fall back to libfuse.
     public let layer: FuseLayer
 
-    /// True when the kernel agreed to passthrough at INIT (known once serving).
-    public var passthroughAgreed: Bool { kernel?.channel?.agreed.passthrough ?? false }
-
     deinit {
         if let handle {
             if mounted { fuse_session_unmount(handle) }

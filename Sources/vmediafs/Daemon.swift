@@ -105,7 +105,7 @@ struct DaemonOptions: Sendable, Equatable {
 
     mutating func apply(options list: String) throws(VMError) {
         for opt in list.split(separator: ",").map(String.init) where !opt.isEmpty {
-            let (k, v) = opt.firstIndex(of: "=").map { (String(opt[..<$0]), String(opt[opt.index(after: $0)...])) } ?? (opt, "")
+            let (k, v) = splitMountOption(opt)
             switch k {
             case "state": statePath = v
             case "media_dir": mediaDirectories.append(v)

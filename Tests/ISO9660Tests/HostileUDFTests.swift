@@ -8,7 +8,7 @@ import XCTest
 /// physical partition, so partition block p is disc sector 257 + p): indirect entry (ICB) loops,
 /// allocation extent descriptor loops, and file identifiers (FIDs) naming their own directory.
 final class HostileUDFTests: ImageTestCase {
-    private let partitionStart = 257
+    private let partitionStart = UDFPatch.partitionStart
 
     private func build(_ dir: TempDir) throws -> [UInt8] {
         let source = dir.sub("src")
@@ -26,20 +26,9 @@ final class HostileUDFTests: ImageTestCase {
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: image)))
     }
 
-    /// The FID naming `name` (8-bit CS0) and the partition block of the ICB it points to.
+    /// The FID naming `name` and the partition block of its ICB.
     private func fid(_ bytes: [UInt8], _ name: String) throws -> (offset: Int, icb: Int) {
-        let found = ISOPatch.find(bytes, [8] + Array(name.utf8)).map { $0 - 38 }.filter { bytes.le16($0) == UDFTag.fileIdentifier }
-        let offset = try XCTUnwrap(found.first, "no FID for \(name)")
-        return (offset, Int(bytes.le32(offset + 24)))
-    }
-
-    /// Replaces the descriptor at partition block `block` with an indirect entry pointing at `target`.
-    private func makeIndirect(_ bytes: inout [UInt8], at block: Int, to target: Int) {
-        var d = [UInt8](repeating: 0, count: 52)
-        UDFImageBuilder.put16(&d, 20, 4)                                   // ICB tag: strategy 4
-        d.replaceSubrange(36..<52, with: UDFImageBuilder.longAD(length: 2048, block: target, partition: 0))
-        let sector = (partitionStart + block) * 2048
-        bytes.replaceSubrange(sector..<(sector + 2048), with: UDFImageBuilder.tag(UDFTag.indirectEntry, location: block, d) + [UInt8](repeating: 0, count: 2048 - 52))
+        try XCTUnwrap(UDFPatch.fileIdentifier(bytes, named: name), "no FID for \(name)")
     }
 
     private func openUDF(_ bytes: [UInt8]) throws -> Volume {
@@ -50,9 +39,9 @@ final class HostileUDFTests: ImageTestCase {
         let dir = try TempDir("udficb")
         var bytes = try build(dir)
         let a = try fid(bytes, "a.txt"), b = try fid(bytes, "b.txt"), c = try fid(bytes, "c.txt")
-        makeIndirect(&bytes, at: a.icb, to: a.icb)                        // names itself
-        makeIndirect(&bytes, at: b.icb, to: c.icb)                        // b -> c -> b
-        makeIndirect(&bytes, at: c.icb, to: b.icb)
+        UDFPatch.makeIndirect(&bytes, at: a.icb, to: a.icb)                        // names itself
+        UDFPatch.makeIndirect(&bytes, at: b.icb, to: c.icb)                        // b -> c -> b
+        UDFPatch.makeIndirect(&bytes, at: c.icb, to: b.icb)
         let start = Date()
         let volume = try openUDF(bytes)
         let names = Set(try volume.children(of: Volume.rootID).map(\.name))

@@ -48,9 +48,16 @@ final class LibfuseLayerTests: MountTestCase {
 final class PassthroughTests: MountTestCase {
     override var daemonArguments: [String] { ["-o", "passthrough", "-d"] }
 
-    /// The READ requests the daemon saw for inode `ino` (its -d log names every request).
-    private func reads(of ino: UInt64) -> Int {
-        fx.logText.split(separator: "\n").filter { $0.contains(": opcode 15 node \(ino) ") }.count
+    /// The requests with `opcode` the daemon saw for inode `ino` (its -d log names every request).
+    private func requests(_ opcode: Int, of ino: UInt64) -> Int {
+        fx.logText.split(separator: "\n").filter { $0.contains(": opcode \(opcode) node \(ino) ") }.count
+    }
+
+    /// READs for `ino`; the OPENs of it are counted too, so that a log this cannot read
+    /// fails instead of reporting no READ.
+    private func reads(of ino: UInt64, file: StaticString = #filePath, line: UInt = #line) -> Int {
+        XCTAssertGreaterThan(requests(14, of: ino), 0, "the -d log shows the OPENs of inode \(ino)", file: file, line: line)
+        return requests(15, of: ino)
     }
 
     private func inode(_ path: String) -> UInt64 {

@@ -159,9 +159,9 @@ final class HostileImageMountTests: MountTestCase {
         // its own directory.
         var udf = try udfImage()
         let fa = try fid(udf, "a.txt"), fb = try fid(udf, "b.txt"), fc = try fid(udf, "c.txt")
-        makeIndirect(&udf, at: fa.icb, to: fa.icb)
-        makeIndirect(&udf, at: fb.icb, to: fc.icb)
-        makeIndirect(&udf, at: fc.icb, to: fb.icb)
+        UDFPatch.makeIndirect(&udf, at: fa.icb, to: fa.icb)
+        UDFPatch.makeIndirect(&udf, at: fb.icb, to: fc.icb)
+        UDFPatch.makeIndirect(&udf, at: fc.icb, to: fb.icb)
         let sub = try fid(udf, "sub"), inner = try fid(udf, "inner")
         UDFImageBuilder.put32(&udf, inner.offset + 24, UInt32(sub.icb))
         UDFTagFixer.reseal(&udf, at: inner.offset)
@@ -243,8 +243,6 @@ final class HostileImageMountTests: MountTestCase {
 
     // MARK: UDF
 
-    private let partitionStart = 257
-
     /// A UDF image (plain file entries, physical partition) of a.txt b.txt c.txt d.txt sub/inner sub/f.
     private func udfImage() throws -> [UInt8] {
         let src = fx.root + "/src-udf"
@@ -258,34 +256,25 @@ final class HostileImageMountTests: MountTestCase {
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
     }
 
-    /// The file identifier descriptor naming `name` and the partition block its ICB is at.
+    /// The file identifier naming `name` and the partition block of its ICB.
     private func fid(_ bytes: [UInt8], _ name: String) throws -> (offset: Int, icb: Int) {
-        func le32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
-        let found = ISOPatch.find(bytes, [8] + Array(name.utf8)).map { $0 - 38 }
-            .filter { $0 >= 0 && bytes[$0] == 1 && bytes[$0 + 1] == 1 }         // tag 257: file identifier
-        let offset = try XCTUnwrap(found.first, "no file identifier for \(name)")
-        return (offset, le32(offset + 24))
-    }
-
-    /// Replaces the entry at partition block `block` with an indirect entry pointing at `target`.
-    private func makeIndirect(_ bytes: inout [UInt8], at block: Int, to target: Int) {
-        var d = [UInt8](repeating: 0, count: 52)
-        UDFImageBuilder.put16(&d, 20, 4)                                         // ICB strategy 4
-        d.replaceSubrange(36..<52, with: UDFImageBuilder.longAD(length: 2048, block: target, partition: 0))
-        let sector = (partitionStart + block) * 2048
-        bytes.replaceSubrange(sector..<(sector + 2048), with: UDFImageBuilder.tag(259, location: block, d) + [UInt8](repeating: 0, count: 2048 - 52))
+        try XCTUnwrap(UDFPatch.fileIdentifier(bytes, named: name), "no file identifier for \(name)")
     }
 
     // MARK: Memory
 
-    /// The daemon's resident and peak resident memory in KiB, from /proc/PID/status.
-    private func daemonMemory() -> (rss: Int, hwm: Int) {
-        guard let pid = fx.daemon?.processIdentifier, let status = readText("/proc/\(pid)/status") else { return (0, 0) }
+    /// The daemon's resident and peak resident memory in KiB, from /proc/PID/status. Both
+    /// must be found: a bound on memory that was never read would hold for nothing.
+    private func daemonMemory(file: StaticString = #filePath, line: UInt = #line) -> (rss: Int, hwm: Int) {
+        let status = fx.daemon.flatMap { readText("/proc/\($0.processIdentifier)/status") } ?? ""
         func field(_ name: String) -> Int {
             let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
             return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
         }
-        return (field("VmRSS"), field("VmHWM"))
+        let memory = (rss: field("VmRSS"), hwm: field("VmHWM"))
+        XCTAssertGreaterThan(memory.rss, 0, "the daemon's VmRSS", file: file, line: line)
+        XCTAssertGreaterThan(memory.hwm, 0, "the daemon's VmHWM", file: file, line: line)
+        return memory
     }
 }
 
