@@ -34,6 +34,8 @@ public protocol FileSystem: AnyObject, Sendable {
     /// O_NONBLOCK since the open).
     func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
               reply: consuming DataReply)
+    /// `data` is valid until the reply is sent or the method returns, whichever comes
+    /// first (over io_uring the answer is written into the buffer the data came in).
     func write(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64,
                data: UnsafeRawBufferPointer, reply: consuming WriteReply)
     func flush(_ ctx: RequestContext, ino: UInt64, handle: UInt64, reply: consuming StatusReply)

@@ -41,7 +41,7 @@ extension KernelChannel {
 
         switch opcode {
         case FUSE_INIT:
-            guard let a = arg(fuse_init_in.self) ?? shortInit(body) else { return }
+            guard let a = initArguments(body) else { return reply(request, error: EINVAL) }
             answerInit(request, a)
         case FUSE_LOOKUP:
             guard let n = names(after: 0) else { return }
@@ -142,11 +142,13 @@ extension KernelChannel {
         }
     }
 
-    /// INIT from a kernel older than 7.36 sends only the first 16 bytes.
-    private func shortInit(_ body: UnsafeRawBufferPointer) -> fuse_init_in? {
+    /// INIT's arguments: kernels before 7.36 send only the first 16 bytes (no flags2), the
+    /// rest read as zeros.
+    private func initArguments(_ body: UnsafeRawBufferPointer) -> fuse_init_in? {
         guard body.count >= 16 else { return nil }
         var a = fuse_init_in()
-        withUnsafeMutableBytes(of: &a) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: body[body.startIndex..<(body.startIndex + 16)])) }
+        let count = min(body.count, MemoryLayout<fuse_init_in>.size)
+        withUnsafeMutableBytes(of: &a) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: body[body.startIndex..<(body.startIndex + count)])) }
         return a
     }
 

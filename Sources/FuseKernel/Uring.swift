@@ -17,8 +17,10 @@ final class RingEntry: @unchecked Sendable {
     let payloadCapacity: Int
     /// The two buffers as the kernel takes them.
     let buffers: UnsafeMutablePointer<iovec>
-    /// The request as `dispatch` reads it: in header, fixed arguments, then the payload.
-    let message: UnsafeMutableRawPointer
+    /// Room for the in header and the fixed arguments, right before the payload, so that a
+    /// request reads as /dev/fuse gives it without copying the payload (a WRITE's data).
+    private static let headroom = 4096
+    private let storage: UnsafeMutableRawPointer
     var commitID: UInt64 = 0
 
     init(queue: RingQueue, index: Int, payloadCapacity: Int) {
@@ -27,31 +29,31 @@ final class RingEntry: @unchecked Sendable {
         self.payloadCapacity = payloadCapacity
         header = .allocate(capacity: 1)
         header.initialize(to: vmfs_fuse_uring_req_header())
-        payload = .allocate(byteCount: payloadCapacity, alignment: 4096)
+        storage = .allocate(byteCount: Self.headroom + payloadCapacity, alignment: 4096)
+        payload = storage + Self.headroom
         buffers = .allocate(capacity: 2)
         buffers[0] = iovec(iov_base: UnsafeMutableRawPointer(header), iov_len: MemoryLayout<vmfs_fuse_uring_req_header>.size)
         buffers[1] = iovec(iov_base: payload, iov_len: payloadCapacity)
-        message = .allocate(byteCount: 40 + 128 + payloadCapacity, alignment: 8)
     }
 
     deinit {
         header.deallocate()
-        payload.deallocate()
+        storage.deallocate()
         buffers.deallocate()
-        message.deallocate()
     }
 
-    /// The request the kernel just put in the entry, laid out as /dev/fuse would give it.
+    /// The request the kernel just put in the entry, laid out as /dev/fuse would give it:
+    /// the in header and the fixed arguments are copied in front of the payload.
     func request() -> UnsafeRawBufferPointer {
         commitID = header.pointee.commit_id
         let payloadSize = min(Int(header.pointee.payload_sz), payloadCapacity)
         return withUnsafeBytes(of: &header.pointee.in_out) { inOut -> UnsafeRawBufferPointer in
             let h = inOut.loadUnaligned(as: fuse_in_header.self)
             let fixed = max(0, min(128, Int(h.len) - 40 - payloadSize))
-            message.copyMemory(from: inOut.baseAddress!, byteCount: 40)
-            withUnsafeBytes(of: &header.pointee.op_in) { message.advanced(by: 40).copyMemory(from: $0.baseAddress!, byteCount: fixed) }
-            message.advanced(by: 40 + fixed).copyMemory(from: payload, byteCount: payloadSize)
-            return UnsafeRawBufferPointer(start: message, count: 40 + fixed + payloadSize)
+            let start = payload - (40 + fixed)
+            start.copyMemory(from: inOut.baseAddress!, byteCount: 40)
+            withUnsafeBytes(of: &header.pointee.op_in) { (start + 40).copyMemory(from: $0.baseAddress!, byteCount: fixed) }
+            return UnsafeRawBufferPointer(start: start, count: 40 + fixed + payloadSize)
         }
     }
 

@@ -97,7 +97,8 @@ final class MountFixture {
         state = root + "/state/state.db"
         log = root + "/daemon.log"
         for d in [mnt, media] { mkdir(d, 0o755) }
-        // VMEDIAFS_TEST_DAEMON_ARGS="-o fuse_layer=libfuse" runs every mount test on libfuse.
+        // VMEDIAFS_TEST_DAEMON_ARGS="-o fuse_layer=libfuse" runs every mount test on libfuse;
+        // "-o io_uring" over io_uring queues (with /sys/module/fuse/parameters/enable_uring = Y).
         let fromEnvironment = (ProcessInfo.processInfo.environment["VMEDIAFS_TEST_DAEMON_ARGS"] ?? "")
             .split(separator: " ").map(String.init)
         self.extraArgs = (mediaDir ? ["--media-dir", media] : []) + fromEnvironment + extraArgs
