@@ -6,6 +6,7 @@ import PackageDescription
 //             |             ->  VirtualMedia -> SCSI, CSQLite, CPosixShims
 //             |             ->  ISO9660, SCSI
 //             ->  ISCSI -> SCSI, swift-nio
+//             ->  RemoteMedia -> VirtualMedia, SCSI, async-http-client
 //   vmedia    ->  VMediaCLI (the mounted tree's files only), swift-argument-parser
 // SCSI and ISO9660 do no I/O of their own; only FuseKernel sees libfuse; only the store sees SQLite.
 // Every target names each module it imports.
@@ -19,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
@@ -37,8 +39,13 @@ let package = Package(
         ]),
         .target(name: "VirtualMedia", dependencies: ["SCSI", "CSQLite", "CPosixShims"]),
         .target(name: "VMediaFS", dependencies: ["FuseKernel", "VirtualMedia", "SCSI", "ISO9660"]),
+        // Media from http(s) URLs: range requests, a block cache on disk, readahead.
+        .target(name: "RemoteMedia", dependencies: [
+            "VirtualMedia", "SCSI", "CPosixShims", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // The daemon: options, start-up, the mount's session and the iSCSI target's wiring.
-        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS", "FuseKernel", "VirtualMedia", "SCSI", "ISCSI"]),
+        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS", "FuseKernel", "VirtualMedia", "SCSI", "ISCSI", "RemoteMedia"]),
         // The administrator's command line: works only through the mounted tree's files.
         .target(name: "VMediaCLI"),
         .executableTarget(name: "vmedia", dependencies: [
@@ -61,6 +68,7 @@ let package = Package(
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
         .testTarget(name: "FuseKernelTests", dependencies: ["FuseKernel", "CFuse3", "CFuseABI"]),
+        .testTarget(name: "RemoteMediaTests", dependencies: ["RemoteMedia", "VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "DaemonTests", dependencies: ["vmediafs", "VMediaFS", "VirtualMedia"]),
         .testTarget(name: "VMediaCLITests", dependencies: ["VMediaCLI", "vmedia"]),

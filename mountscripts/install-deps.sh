@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what vmediafs needs to build (libfuse3, SQLite) and, with --test, the tools its
-# tests drive (xorriso, genisoimage, mkudffs, 7-Zip, libcdio's iso-info, losetup/blkid).
+# tests drive (xorriso, genisoimage, mkudffs, 7-Zip, libcdio's iso-info, losetup/blkid, nginx and
+# curl for URL media).
 # Debian 12; run as root (or through sudo). Safe to run again.
 set -euo pipefail
 pkgs=(libfuse3-dev fuse3 libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(xorriso genisoimage udftools p7zip-full libcdio-utils util-linux python3 libiscsi-bin qemu-utils qemu-block-extra)
+  pkgs+=(xorriso genisoimage udftools p7zip-full libcdio-utils util-linux python3 libiscsi-bin qemu-utils qemu-block-extra nginx-light curl openssl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,3 +29,7 @@ int vmfs_open_location(const char *path, int magic_links) {
     how.resolve = RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
 }
+
+int vmfs_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}

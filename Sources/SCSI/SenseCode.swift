@@ -52,6 +52,9 @@ extension SenseCode {
     public static let mediumNotPresentTrayClosed = SenseCode(key: 0x2, asc: 0x3A, ascq: 0x01)
     /// 02/3A/02 MEDIUM NOT PRESENT - TRAY OPEN.
     public static let mediumNotPresentTrayOpen = SenseCode(key: 0x2, asc: 0x3A, ascq: 0x02)
+    /// 02/04/01 LOGICAL UNIT IS IN PROCESS OF BECOMING READY: the medium's bytes are on their
+    /// way (a URL's server has not answered in time); the initiator retries later.
+    public static let becomingReady = SenseCode(key: 0x2, asc: 0x04, ascq: 0x01)
 
     // MEDIUM ERROR (03h)
     /// 03/11/00 UNRECOVERED READ ERROR: the backing could not be read (or changed under us).

@@ -43,7 +43,7 @@ public enum Report {
         if json {
             return JSONValue.array(entries.map { e in
                 .object([
-                    ("name", .string(e.name)), ("path", .string(e.path)),
+                    ("name", .string(e.name)), ("path", .string(e.path)), ("kind", .string(e.kind)),
                     ("size", e.size.map { .int($0) } ?? .null), ("sharable", .bool(e.sharable)),
                     ("users", .array(e.users.map { .string($0) })),
                 ])

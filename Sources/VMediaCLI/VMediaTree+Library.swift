@@ -1,7 +1,10 @@
 /// One row of `lsrep`: an image of the virtual media repository.
 public struct LibraryEntry: Sendable, Equatable {
     public var name: String
+    /// The image file's path, or its URL.
     public var path: String
+    /// `file` or `url` (`library/NAME/kind`; `file` where a tree has no such file).
+    public var kind: String = "file"
     /// Bytes; nil if `size` could not be read as a number.
     public var size: Int64?
     public var sharable: Bool
@@ -25,10 +28,11 @@ extension VMediaTree {
             let sharable = (try? readFact(Paths.join(dir, "sharable"))) == "yes"
             let users = ((try? readFact(Paths.join(dir, "users"))) ?? "")
                 .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-            result.append(LibraryEntry(name: name, path: path, size: size, sharable: sharable, users: users))
+            let kind = (try? readFact(Paths.join(dir, "kind"))) ?? "file"
+            result.append(LibraryEntry(name: name, path: path, kind: kind, size: size, sharable: sharable, users: users))
         }
         guard let media else { return result }
-        let wanted = media.contains("/") ? Paths.absolute(media, from: workingDirectory) : media
+        let wanted = media.contains("/") ? mediaArgument(media) : media
         let matching = result.filter { $0.name == wanted || $0.path == wanted }
         if matching.isEmpty {
             throw VMediaError(media, "no such media in the library", exit: .notFound, errno: .noSuchFile)

@@ -37,11 +37,13 @@ extension VMediaTree {
         return value
     }
 
-    /// What to write into `media` for what the user typed: a path with a `/` is made
+    /// What to write into `media` for what the user typed: an http(s) URL as it is; a path with a `/` is made
     /// absolute from the caller's working directory; a bare word is a `library/` NAME when
     /// there is one, else a file of that name in the working directory, else it is passed on
     /// as a NAME for the filesystem to refuse.
     public func mediaArgument(_ media: String) -> String {
+        let lower = media.prefix(8).lowercased()
+        if lower.hasPrefix("http://") || lower.hasPrefix("https://") { return media }   // a URL, for the daemon to check
         if media.contains("/") { return Paths.absolute(media, from: workingDirectory) }
         if (try? io.info(libraryEntryPath(media)).isDirectory) == true { return media }
         let local = Paths.absolute(media, from: workingDirectory)

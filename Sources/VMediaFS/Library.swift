@@ -2,7 +2,7 @@ import FuseKernel
 import Glibc
 import VirtualMedia
 
-/// `library/`: one directory per image file in the media folders. Its mtime is the newest
+/// `library/`: one directory per image file in the media folders, and per URL image in use. Its mtime is the newest
 /// of the folders' mtimes with a fingerprint of the listing in its nanoseconds, so the
 /// kernel keeps the listing until either moves.
 struct LibraryNode: FixedDirectory {
@@ -29,7 +29,7 @@ struct LibraryNode: FixedDirectory {
 
 /// The files of a `library/NAME/` directory.
 enum LibraryField: String, CaseIterable, Sendable {
-    case path, size, users, sharable
+    case path, kind, size, users, sharable
 }
 
 /// `library/NAME/`: the facts of one image.
@@ -56,7 +56,7 @@ struct LibraryItemNode: FixedDirectory {
     }
 }
 
-/// `path`, `size` and `users` (read-only facts) and `sharable` ("yes"/"no", writable by
+/// `path` (a file's path or the URL), `kind` (`file` or `url`), `size` and `users` (read-only facts) and `sharable` ("yes"/"no", writable by
 /// the image file's owner or root).
 struct LibraryFileNode: TreeNode, ControlTarget {
     let fs: VMediaFileSystem
@@ -74,7 +74,7 @@ struct LibraryFileNode: TreeNode, ControlTarget {
     func timeouts(in parent: NodeKey?) -> (entry: Double, attributes: Double) {
         switch field {
         case .users, .sharable: (VMediaFileSystem.repositoryTimeout, VMediaFileSystem.volatileTimeout)
-        case .path, .size: (VMediaFileSystem.repositoryTimeout, VMediaFileSystem.repositoryTimeout)
+        case .path, .kind, .size: (VMediaFileSystem.repositoryTimeout, VMediaFileSystem.repositoryTimeout)
         }
     }
 
@@ -99,6 +99,7 @@ struct LibraryFileNode: TreeNode, ControlTarget {
     private func text(_ item: LibraryItem) -> String {
         switch field {
         case .path: item.path + "\n"
+        case .kind: item.kind.rawValue + "\n"
         case .size: "\(item.size)\n"
         case .users: fs.host.users(of: item.path).map { $0 + "\n" }.joined()
         case .sharable: fs.host.isSharable(item.path) ? "yes\n" : "no\n"

@@ -8,7 +8,8 @@ public struct VMError: Error, Sendable, Equatable, CustomStringConvertible {
     public init(_ errno: Int32, _ reason: String) { self.errno = errno; self.reason = reason }
     public var description: String { reason }
 
-    static func system(_ errno: Int32, _ what: String) -> VMError {
+    /// `errno` from a failed call about `what`, with the system's words for it.
+    public static func system(_ errno: Int32, _ what: String) -> VMError {
         VMError(errno, "\(what): \(String(cString: strerror(errno)))")
     }
 }

@@ -16,9 +16,14 @@ extension Host {
         let text = String(decoding: request, as: UTF8.self)
         do {
             let path = try resolve(try ControlText.mediaRequest(request))
+            let onChange: @Sendable (String) -> Void = { [weak self] why in self?.backingChanged(driveID: driveID, reason: why) }
+            if MediaConfiguration.isURL(path) {
+                let image = try remoteMedia().open(path, timeout: configuration.openTimeout)
+                return try load(ImageSource(remote: image, onChange: onChange), driveID: driveID, by: user)
+            }
             let opened = try policy.open(path, as: user)
             let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
-                                     onChange: { [weak self] why in self?.backingChanged(driveID: driveID, reason: why) })
+                                     onChange: onChange)
             return try load(source, driveID: driveID, by: user)
         } catch {
             refuse(driveID: driveID, text: text, error: error, user: user)
@@ -26,9 +31,17 @@ extension Host {
         }
     }
 
-    /// An absolute path as it is; anything else names a `library/` image.
+    /// Where URL media come from; refused when the daemon was given no `--media-url`.
+    private func remoteMedia() throws(VMError) -> any RemoteMediaSource {
+        guard let remote = configuration.remote else {
+            throw VMError(EPERM, "URL media are not enabled (the daemon has no --media-url)")
+        }
+        return remote
+    }
+
+    /// An absolute path or a URL as it is; anything else names a `library/` image.
     private func resolve(_ request: String) throws(VMError) -> String {
-        if request.hasPrefix("/") { return request }
+        if request.hasPrefix("/") || MediaConfiguration.isURL(request) { return request }
         guard let item = libraryItem(named: request) else { throw VMError(ENOENT, "no library image named \(request)") }
         return item.path
     }
@@ -189,34 +202,44 @@ extension Host {
     func restore(_ stored: DriveRecord, deadline: Nanos) throws(VMError) {
         var d = stored
         let rt = makeRuntime(for: d)
-        if let m = d.loaded {
-            var why: String?
-            do {
-                let left = max(0.05, Double(deadline - nowNanos()) / 1e9)
-                let opened = try policy.open(m.path, as: geteuid() == 0 ? .ofUser(m.loadedBy) : .daemon, timeout: left)
-                let source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity,
-                                         onChange: { [weak self] r in self?.backingChanged(driveID: stored.id, reason: r) })
-                if opened.identity != m.identity && !(m.kind == .device && opened.identity.device == m.identity.device) {
-                    why = "image \(m.path) changed while vmediafs was down; not reloaded"
-                } else {
-                    if source.kind == .device { _ = lockDoor(source, true) }
-                    try? rt.emulator.insert(Medium(source: source))
-                }
-            } catch {
-                why = error.errno == ENOENT ? "image \(m.path) vanished while vmediafs was down" : "image \(m.path) not reloaded: \(error.reason)"
-            }
-            if let why {
-                d.loaded = nil
-                d.lastError = why
-                try store.setLoaded(driveID: d.id, nil, lastError: why,
-                                    history: HistoryEvent(time: nowNanos(), kind: "eject", guest: guest(id: d.guestID)?.name ?? "",
-                                                          drive: d.name, uid: 0, detail: why))
-                Log.warning("drive \(d.name): \(why)")
-            }
+        if let m = d.loaded, let why = reload(m, into: rt, driveID: stored.id, deadline: deadline) {
+            d.loaded = nil
+            d.lastError = why
+            try store.setLoaded(driveID: d.id, nil, lastError: why,
+                                history: HistoryEvent(time: nowNanos(), kind: "eject", guest: guest(id: d.guestID)?.name ?? "",
+                                                      drive: d.name, uid: 0, detail: why))
+            Log.warning("drive \(d.name): \(why)")
         }
         state.withLock { st in
             st.add(d)
             st.runtimes[d.id] = rt
+        }
+    }
+
+    /// Loads recorded media into a drive's emulator at start; returns why not, if not.
+    /// Files are opened again as the user who loaded them, within the shared `deadline`.
+    /// URL media come back as recorded, without asking the server (the mount must not wait
+    /// on one): the first read finds out whether it still serves the same image.
+    private func reload(_ m: LoadedMedia, into rt: DriveRuntime, driveID: Int64, deadline: Nanos) -> String? {
+        let onChange: @Sendable (String) -> Void = { [weak self] r in self?.backingChanged(driveID: driveID, reason: r) }
+        do throws(VMError) {
+            let source: ImageSource
+            if m.kind == .url {
+                source = ImageSource(remote: try remoteMedia().reopen(m.path, size: m.identity.size, validator: m.identity.validator),
+                                     onChange: onChange)
+            } else {
+                let left = max(0.05, Double(deadline - nowNanos()) / 1e9)
+                let opened = try policy.open(m.path, as: geteuid() == 0 ? .ofUser(m.loadedBy) : .daemon, timeout: left)
+                source = ImageSource(path: opened.path, kind: opened.kind, fd: opened.fd, identity: opened.identity, onChange: onChange)
+                if opened.identity != m.identity && !(m.kind == .device && opened.identity.device == m.identity.device) {
+                    return "image \(m.path) changed while vmediafs was down; not reloaded"
+                }
+                if source.kind == .device { _ = lockDoor(source, true) }
+            }
+            try? rt.emulator.insert(Medium(source: source))
+            return nil
+        } catch {
+            return error.errno == ENOENT ? "image \(m.path) vanished while vmediafs was down" : "image \(m.path) not reloaded: \(error.reason)"
         }
     }
 }

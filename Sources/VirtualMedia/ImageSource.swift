@@ -10,6 +10,9 @@ public struct ImageIdentity: Sendable, Equatable, Codable {
     public var inode: UInt64
     public var size: UInt64
     public var modificationNanos: Int64
+    /// For media from a URL: the server's validator (an ETag, else a Last-Modified date) at
+    /// insert. Empty for files and devices.
+    public var validator: String = ""
 
     init(_ st: stat, size: UInt64) {
         device = UInt64(st.st_dev)
@@ -17,15 +20,55 @@ public struct ImageIdentity: Sendable, Equatable, Codable {
         self.size = size
         modificationNanos = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
     }
-    public init(device: UInt64, inode: UInt64, size: UInt64, modificationNanos: Int64) {
+    public init(device: UInt64, inode: UInt64, size: UInt64, modificationNanos: Int64, validator: String = "") {
         self.device = device; self.inode = inode; self.size = size; self.modificationNanos = modificationNanos
+        self.validator = validator
     }
+
+    /// The identity of the image a URL served with `validator` at `size` bytes. URLs have
+    /// no device: `device` marks the kind, `inode` is the URL's FNV-1a hash, so that two
+    /// drives holding one URL are found holding one image (the sharing rule).
+    public init(url: String, size: UInt64, validator: String) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in url.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        self.init(device: Self.urlDevice, inode: hash, size: size, modificationNanos: 0, validator: validator)
+    }
+
+    /// The `device` of every URL identity ("URL" in ASCII; no block device has it).
+    public static let urlDevice: UInt64 = 0x55_524C_0000_0000
 }
 
 /// The kind of thing loaded in a drive.
 public enum MediaKind: String, Sendable, Codable {
     case file
     case device
+    /// An image on an http(s) server, read with range requests through a local cache.
+    case url
+}
+
+/// An image read from a URL (implemented by the RemoteMedia module). Reads block for at most
+/// the source's timeout; a server that does not answer in time gives a retryable sense
+/// (02/04/01), one that changed the image or stopped serving ranges 03/11/00.
+public protocol RemoteImage: AnyObject, Sendable {
+    var url: String { get }
+    var byteCount: UInt64 { get }
+    var validator: String { get }
+    /// Set, for good, once a response showed that the server no longer serves the bytes that
+    /// were loaded (another validator or size, no range support).
+    var changeReason: String? { get }
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int
+}
+
+/// Where URL media come from: the daemon's `--media-url` prefixes and its HTTP client.
+public protocol RemoteMediaSource: Sendable {
+    /// Refuses `url` unless it lies under an allowed prefix and is well formed (`EPERM`,
+    /// `EINVAL`), then asks its server for the size and a validator within `timeout`
+    /// seconds; refuses servers without range support (`EINVAL`), missing images (`ENOENT`),
+    /// refused credentials (`EACCES`) and servers that do not answer (`EIO`).
+    func open(_ url: String, timeout: Double) throws(VMError) -> any RemoteImage
+    /// The image loaded before a restart, as recorded, without asking the server now: the
+    /// first read compares what the server sends with `validator` and `size`.
+    func reopen(_ url: String, size: UInt64, validator: String) throws(VMError) -> any RemoteImage
 }
 
 /// A loaded image: an open descriptor that the emulator reads through (and that the FUSE
@@ -35,7 +78,9 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
     public let kind: MediaKind
     public let identity: ImageIdentity
     public let byteCount: UInt64
-    private let fd: Int32
+    /// Where the bytes are: a descriptor (files, devices) or a server (URLs).
+    private enum Backing { case descriptor(Int32), remote(any RemoteImage) }
+    private let backing: Backing
     /// Set once the backing is found changed; then every read fails.
     private let broken = Mutex<String?>(nil)
     /// `broken != nil`, readable without the lock on every READ.
@@ -51,17 +96,27 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
     static let pathRecheckNanos: UInt64 = 250_000_000
 
     init(path: String, kind: MediaKind, fd: Int32, identity: ImageIdentity, onChange: @escaping @Sendable (String) -> Void) {
-        self.path = path; self.kind = kind; self.fd = fd; self.identity = identity
+        self.path = path; self.kind = kind; self.backing = .descriptor(fd); self.identity = identity
         self.byteCount = identity.size; self.onChange = onChange
         pathCheckedAt.store(Self.monotonicNanos(), ordering: .relaxed)
     }
 
+    init(remote: any RemoteImage, onChange: @escaping @Sendable (String) -> Void) {
+        path = remote.url; kind = .url; backing = .remote(remote)
+        identity = ImageIdentity(url: remote.url, size: remote.byteCount, validator: remote.validator)
+        byteCount = remote.byteCount; self.onChange = onChange
+    }
+
     deinit {
+        guard case .descriptor(let fd) = backing else { return }
         if kind == .device { _ = vmfsLockDoor(fd, false) }
         close(fd)
     }
 
-    public var fileDescriptor: Int32? { fd }
+    public var fileDescriptor: Int32? {
+        if case .descriptor(let fd) = backing { return fd }
+        return nil
+    }
 
     /// Checks, before a READ is answered, that the backing still matches what was loaded:
     /// the descriptor's size and mtime every time (an fstat), the path's device and inode
@@ -91,6 +146,11 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
 
     /// Why the backing no longer matches what was loaded, or nil if it still does.
     private func changeReason(checkingPath: Bool) -> String? {
+        let fd: Int32
+        switch backing {
+        case .remote(let image): return image.changeReason
+        case .descriptor(let d): fd = d
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else { return "image \(path) cannot be examined: \(String(cString: strerror(errno)))" }
         if kind == .device { return nil }
@@ -113,6 +173,18 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int {
+        let fd: Int32
+        switch backing {
+        case .descriptor(let d): fd = d
+        case .remote(let image):
+            do {
+                return try image.read(into: buffer, at: offset)
+            } catch {
+                // A response that showed the image changed: fail every later read, and say why once.
+                if image.changeReason != nil { try validate(forcingPathCheck: false) }
+                throw error
+            }
+        }
         var done = 0
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))

@@ -1,9 +1,13 @@
 import Glibc
 
-/// One image in the virtual media repository (`library/NAME/`).
+/// One image in the virtual media repository (`library/NAME/`): a file in a media folder,
+/// or a URL that a drive holds or that was made sharable.
 public struct LibraryItem: Sendable, Equatable {
     public var name: String
+    /// The file's path, or the URL.
     public var path: String
+    /// `.file` or `.url`.
+    public var kind: MediaKind = .file
     public var size: UInt64
     public var uid: UInt32
     public var gid: UInt32
@@ -12,7 +16,8 @@ public struct LibraryItem: Sendable, Equatable {
 
 extension Host {
     /// The images directly in the media folders: regular, non-empty files whose names do not
-    /// start with "."; a name found in two folders is taken from the first.
+    /// start with "."; a name found in two folders is taken from the first. Then the URLs
+    /// some drive holds or that were made sharable (`urlItems`).
     public func library() -> [LibraryItem] {
         var seen = Set<String>()
         var items: [LibraryItem] = []
@@ -26,7 +31,43 @@ extension Host {
                 items.append(item)
             }
         }
-        return items.sorted { $0.name < $1.name }
+        return (items + urlItems(besides: seen)).sorted { $0.name < $1.name }
+    }
+
+    /// URL images as library entries. A URL's NAME is its last path segment (its host if it
+    /// has none); when that is taken by a file or another URL, `~` and 8 hex digits of the
+    /// URL's hash follow, so a name never changes with what else is listed. The owner is the
+    /// user who loaded it into the lowest-numbered drive holding it, else root.
+    private func urlItems(besides fileNames: Set<String>) -> [LibraryItem] {
+        let urls: [String: (size: UInt64, uid: UInt32, time: Nanos)] = state.withLock { st in
+            var out: [String: (UInt64, UInt32, Nanos)] = [:]
+            for d in st.drives.values.sorted(by: { $0.id > $1.id }) {
+                guard let m = d.loaded, m.kind == .url else { continue }
+                out[m.path] = (m.identity.size, m.loadedBy, m.loadedAt)
+            }
+            for (path, _) in st.sharable where MediaConfiguration.isURL(path) && out[path] == nil { out[path] = (0, 0, 0) }
+            return out
+        }
+        var byName: [String: [String]] = [:]
+        for url in urls.keys { byName[Self.urlName(url), default: []].append(url) }
+        return urls.map { url, facts in
+            var name = Self.urlName(url)
+            if fileNames.contains(name) || byName[name]!.count > 1 {
+                let hash = ImageIdentity(url: url, size: 0, validator: "").inode
+                name += "~" + String(String(hash, radix: 16).suffix(8))
+            }
+            return LibraryItem(name: name, path: url, kind: .url, size: facts.size, uid: facts.uid, gid: 0, modificationTime: facts.time)
+        }
+    }
+
+    /// The last path segment of a URL, else its host; never empty, `.`-led or holding `/`.
+    static func urlName(_ url: String) -> String {
+        let noQuery = url.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let afterScheme = noQuery.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        let host = afterScheme.count > 2 ? String(afterScheme[2].split(separator: "/").first ?? "url") : "url"
+        let last = noQuery.split(separator: "/").last.map(String.init) ?? host
+        let name = noQuery.split(separator: "/").count > 2 ? last : host
+        return name.hasPrefix(".") ? "_" + name : name
     }
 
     /// What changes whenever `library()` would answer differently: the newest mtime (whole
@@ -52,7 +93,7 @@ extension Host {
         for root in policy.mediaRoots {
             if let item = libraryEntry(root: root, name: name) { return item }
         }
-        return nil
+        return library().first { $0.kind == .url && $0.name == name }
     }
 
     private func libraryEntry(root: String, name: String) -> LibraryItem? {

@@ -13,8 +13,18 @@ public struct MediaConfiguration: Sendable {
     /// (a hung NFS or FUSE mount, a device that does not answer) before it is refused with
     /// `EIO`. The open goes on in the background and its descriptor is closed when it ends.
     public var openTimeout: Double
-    public init(mediaDirectories: [String] = [], hostDrives: [String] = [], openTimeout: Double = 15) {
+    /// Where `http://` and `https://` media come from (`--media-url`); nil: URLs are refused.
+    public var remote: (any RemoteMediaSource)?
+    public init(mediaDirectories: [String] = [], hostDrives: [String] = [], openTimeout: Double = 15,
+                remote: (any RemoteMediaSource)? = nil) {
         self.mediaDirectories = mediaDirectories; self.hostDrives = hostDrives; self.openTimeout = openTimeout
+        self.remote = remote
+    }
+
+    /// Whether a media request names a URL rather than a path or a library name.
+    public static func isURL(_ request: String) -> Bool {
+        let lower = request.prefix(8).lowercased()
+        return lower.hasPrefix("http://") || lower.hasPrefix("https://")
     }
 }
 

@@ -36,6 +36,10 @@ public final class StateStore: Sendable {
         ALTER TABLE guests ADD COLUMN initiators TEXT NOT NULL DEFAULT '';
         ALTER TABLE guests ADD COLUMN chap TEXT NOT NULL DEFAULT '';
         """,
+        // 3: URL media: the server's validator (ETag or Last-Modified) at insert.
+        """
+        ALTER TABLE loaded ADD COLUMN validator TEXT NOT NULL DEFAULT '';
+        """,
     ]
     /// 'VMFS': marks a database as ours, so that another program's file is never taken over.
     static let applicationID: Int64 = 0x564D_4653
@@ -156,14 +160,15 @@ public final class StateStore: Sendable {
         try db.withLock { (db: inout Database) throws(VMError) in
             try db.query("""
                 SELECT d.id, d.guest_id, d.name, d.lun, d.uid, d.gid, d.mode, d.created_ns, d.changed_ns, d.last_error,
-                       l.path, l.kind, l.dev, l.ino, l.size, l.mtime_ns, l.loaded_by, l.loaded_at_ns
+                       l.path, l.kind, l.dev, l.ino, l.size, l.mtime_ns, l.loaded_by, l.loaded_at_ns, l.validator
                 FROM drives d LEFT JOIN loaded l ON l.drive_id = d.id ORDER BY d.id
                 """).map { r in
                 var loaded: LoadedMedia?
                 if let path = r[10].optionalText {
                     loaded = LoadedMedia(path: path, kind: MediaKind(rawValue: r[11].text) ?? .file,
                                          identity: ImageIdentity(device: UInt64(r[12].int), inode: UInt64(r[13].int),
-                                                                 size: UInt64(r[14].int), modificationNanos: r[15].int),
+                                                                 size: UInt64(r[14].int), modificationNanos: r[15].int,
+                                                                 validator: r[18].optionalText ?? ""),
                                          loadedBy: UInt32(r[16].int), loadedAt: r[17].int)
                 }
                 return DriveRecord(id: r[0].int, guestID: r[1].int, name: r[2].text, lun: Int(r[3].int),
@@ -248,11 +253,12 @@ public final class StateStore: Sendable {
             try db.query("DELETE FROM loaded WHERE drive_id=?", [.int(driveID)])
             if let m = media {
                 try db.query("""
-                    INSERT INTO loaded(drive_id, path, kind, dev, ino, size, mtime_ns, loaded_by, loaded_at_ns)
-                    VALUES(?,?,?,?,?,?,?,?,?)
+                    INSERT INTO loaded(drive_id, path, kind, dev, ino, size, mtime_ns, loaded_by, loaded_at_ns, validator)
+                    VALUES(?,?,?,?,?,?,?,?,?,?)
                     """, [.int(driveID), .text(m.path), .text(m.kind.rawValue), .int(Int64(bitPattern: m.identity.device)),
                           .int(Int64(bitPattern: m.identity.inode)), .int(Int64(m.identity.size)),
-                          .int(m.identity.modificationNanos), .int(Int64(m.loadedBy)), .int(m.loadedAt)])
+                          .int(m.identity.modificationNanos), .int(Int64(m.loadedBy)), .int(m.loadedAt),
+                          .text(m.identity.validator)])
             }
             try db.query("UPDATE drives SET last_error=? WHERE id=?", [.text(lastError), .int(driveID)])
             if let changedAt { try db.query("UPDATE drives SET changed_ns=? WHERE id=?", [.int(changedAt), .int(driveID)]) }

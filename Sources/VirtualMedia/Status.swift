@@ -8,7 +8,7 @@ extension Host {
         // reading it outside could pair the old `media` with the new media's `generation`.
         let snapshot: (DriveRecord, String, DriveRuntime?, Bool, DriveState?, [String])? = state.withLock { st in
             guard let d = st.drives[driveID] else { return nil }
-            let sharable = d.loaded.map { $0.kind == .file && (st.sharable[$0.path] ?? false) } ?? false
+            let sharable = d.loaded.map { $0.kind != .device && (st.sharable[$0.path] ?? false) } ?? false
             let rt = st.runtimes[driveID]
             let guest = st.guests[d.guestID]?.name ?? ""
             return (d, guest, rt, sharable, rt?.emulator.state, st.sessions[guest] ?? [])

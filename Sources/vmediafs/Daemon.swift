@@ -2,6 +2,7 @@ import VMediaFS
 import FuseKernel
 import ISCSI
 import Glibc
+import RemoteMedia
 import VirtualMedia
 
 /// The daemon's settings, from `vmediafs [SOURCE] MOUNTPOINT [options]`.
@@ -30,6 +31,14 @@ struct DaemonOptions: Sendable, Equatable {
     public var passthrough = false
     /// Take requests over io_uring queues (`-o io_uring`; the fuse module's enable_uring must be Y).
     public var ioUring = false
+    /// URL prefixes whose images may be inserted (`--media-url`, `-o media_url=`); none: no URLs.
+    public var mediaURLs: [String] = []
+    /// `PREFIX USER:PASSWORD` lines for those prefixes (`--media-url-credentials`).
+    public var mediaURLCredentials: String?
+    /// The most bytes of URL images kept on disk (`-o url_cache=SIZE`).
+    public var urlCacheBytes: UInt64 = 1 << 30
+    /// How long a read waits for a URL's server (`-o url_timeout=S`).
+    public var urlTimeout: Double = 10
     /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
@@ -40,6 +49,9 @@ struct DaemonOptions: Sendable, Equatable {
           --state PATH        state database (-o state=PATH)
           --media-dir DIR     a virtual media repository folder; repeatable (-o media_dir=DIR)
           --host-drive DEV    a host block device that may be loaded; repeatable (-o host_drive=DEV)
+          --media-url PREFIX  http(s) URLs under PREFIX may be inserted; repeatable (-o media_url=PREFIX)
+          --media-url-credentials FILE
+                              PREFIX USER:PASSWORD lines, a root-only file (-o media_url_credentials=FILE)
           --iscsi [ADDR:PORT] serve the guests' drives over iSCSI (default 127.0.0.1:3260; -o iscsi=...)
           -f                  stay in the foreground
           -d                  debug: foreground, and log every FUSE request
@@ -50,6 +62,10 @@ struct DaemonOptions: Sendable, Equatable {
           -o disc_io=MODE     cached (default): the kernel keeps disc's pages for a media
                               generation; direct: every read goes to the daemon, one copy
                               fewer on a first read, no kept pages, no shared mmap
+          -o url_cache=SIZE   the most bytes of URL images kept in the block cache
+                              (default 1G; K, M, G suffixes)
+          -o url_timeout=S    how long a read of a URL image waits for its server,
+                              retries included, before EIO (guests: 02/04/01); default 10
           -o open_timeout=S   how long an insert waits for the image's file system to
                               answer its open before EIO (default 15 seconds)
           -o fuse_layer=L     own (default): vmediafs speaks the FUSE protocol itself (root);
@@ -78,6 +94,8 @@ struct DaemonOptions: Sendable, Equatable {
             case "--state": o.statePath = try value(a)
             case "--media-dir": o.mediaDirectories.append(try value(a))
             case "--host-drive": o.hostDrives.append(try value(a))
+            case "--media-url": o.mediaURLs.append(try value(a))
+            case "--media-url-credentials": o.mediaURLCredentials = try value(a)
             case "--iscsi":
                 if i + 1 < args.count, !args[i + 1].hasPrefix("-"), args[i + 1].contains(":") { o.iscsi = try value(a) } else { o.iscsi = "127.0.0.1:3260" }
             case "-f", "--foreground": o.foreground = true
@@ -89,6 +107,8 @@ struct DaemonOptions: Sendable, Equatable {
                 if a.hasPrefix("--state=") { o.statePath = String(a.dropFirst(8)) }
                 else if a.hasPrefix("--media-dir=") { o.mediaDirectories.append(String(a.dropFirst(12))) }
                 else if a.hasPrefix("--host-drive=") { o.hostDrives.append(String(a.dropFirst(13))) }
+                else if a.hasPrefix("--media-url=") { o.mediaURLs.append(String(a.dropFirst(12))) }
+                else if a.hasPrefix("--media-url-credentials=") { o.mediaURLCredentials = String(a.dropFirst(24)) }
                 else if a.hasPrefix("-o") && a.count > 2 { try o.apply(options: String(a.dropFirst(2))) }
                 else if a.hasPrefix("-") { throw VMError(EINVAL, "unknown option \(a)") }
                 else { positional.append(a) }
@@ -110,6 +130,14 @@ struct DaemonOptions: Sendable, Equatable {
             case "state": statePath = v
             case "media_dir": mediaDirectories.append(v)
             case "host_drive": hostDrives.append(v)
+            case "media_url": mediaURLs.append(v)
+            case "media_url_credentials": mediaURLCredentials = v
+            case "url_cache":
+                guard let n = Self.byteSize(v), n >= 1 << 20 else { throw VMError(EINVAL, "url_cache takes a size of at least 1M (K, M, G suffixes)") }
+                urlCacheBytes = n
+            case "url_timeout":
+                guard let t = Double(v), t > 0, t <= 3600 else { throw VMError(EINVAL, "url_timeout takes seconds, more than 0, at most 3600") }
+                urlTimeout = t
             case "iscsi": iscsi = v.isEmpty ? "127.0.0.1:3260" : v
             case "allow_other": allowOther = true
             case "readahead":
@@ -135,6 +163,21 @@ struct DaemonOptions: Sendable, Equatable {
             default: fuseOptions.append(opt)
             }
         }
+    }
+
+    /// "123", "64K", "512M", "2G" in bytes.
+    static func byteSize(_ text: String) -> UInt64? {
+        let units: [Character: UInt64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        guard let last = text.uppercased().last else { return nil }
+        if let unit = units[last] { return UInt64(text.dropLast()).flatMap { $0.multipliedReportingOverflow(by: unit).overflow ? nil : $0 * unit } }
+        return UInt64(text)
+    }
+
+    /// Where the URL block cache lives: `url-cache/` beside the state database.
+    var urlCacheDirectory: String {
+        let state = resolvedStatePath
+        guard let slash = state.lastIndex(of: "/") else { return "url-cache" }
+        return String(state[..<slash]) + "/url-cache"
     }
 
     /// The state database to use: `--state`, else root's /var/lib/vmediafs/state.db, else
@@ -168,14 +211,23 @@ struct DaemonOptions: Sendable, Equatable {
 func runDaemon(_ o: DaemonOptions) -> Int32 {
     let ready: Int32? = o.foreground ? nil : detachFromTerminal()
     let host: Host
+    var remote: HTTPMediaSource?
     do throws(VMError) {
         let store = try StateStore(path: o.resolvedStatePath)
+        if !o.mediaURLs.isEmpty {
+            // After the detach: the HTTP client's threads must not be forked away.
+            let rules = try URLRules(prefixes: o.mediaURLs, credentialsFile: o.mediaURLCredentials)
+            remote = HTTPMediaSource(RemoteMediaOptions(rules: rules, cacheDirectory: o.urlCacheDirectory,
+                                                        cacheBytes: o.urlCacheBytes, readTimeout: o.urlTimeout))
+        }
         host = try Host(store: store, configuration: MediaConfiguration(mediaDirectories: o.mediaDirectories, hostDrives: o.hostDrives,
-                                                                  openTimeout: o.openTimeout))
+                                                                  openTimeout: o.openTimeout, remote: remote))
     } catch {
         Log.error(error.reason)
+        remote?.shutdown()
         return 1
     }
+    defer { remote?.shutdown() }
     for dir in o.mediaDirectories {
         var st = stat()
         if stat(dir, &st) != 0 || (st.st_mode & S_IFMT) != S_IFDIR { Log.warning("media directory \(dir) is not a directory") }

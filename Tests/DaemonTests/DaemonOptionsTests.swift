@@ -67,6 +67,27 @@ final class DaemonOptionsTests: XCTestCase {
         }
     }
 
+    func testMediaURLOptions() throws {
+        let d = try DaemonOptions.parse(["/mnt/v", "--state", "/var/lib/x/state.db"])
+        XCTAssertEqual(d.mediaURLs, [], "no URLs unless asked for")
+        XCTAssertEqual(d.urlCacheBytes, 1 << 30)
+        XCTAssertEqual(d.urlTimeout, 10)
+        XCTAssertEqual(d.urlCacheDirectory, "/var/lib/x/url-cache")
+        let o = try DaemonOptions.parse(["/mnt/v", "--media-url", "http://a/iso/", "--media-url=https://b/",
+                                         "-o", "media_url=http://c/,url_cache=512M,url_timeout=2.5,media_url_credentials=/etc/v.creds"])
+        XCTAssertEqual(o.mediaURLs, ["http://a/iso/", "https://b/", "http://c/"])
+        XCTAssertEqual(o.urlCacheBytes, 512 << 20)
+        XCTAssertEqual(o.urlTimeout, 2.5)
+        XCTAssertEqual(o.mediaURLCredentials, "/etc/v.creds")
+        XCTAssertEqual(o.fuseOptions, [])
+        XCTAssertEqual(DaemonOptions.byteSize("2G"), 2 << 30)
+        XCTAssertEqual(DaemonOptions.byteSize("64k"), 64 << 10)
+        XCTAssertNil(DaemonOptions.byteSize("99999999999T"), "overflow")
+        for bad in ["url_cache=12", "url_cache=lots", "url_timeout=0", "url_timeout=x"] {
+            XCTAssertThrowsError(try DaemonOptions.parse(["/mnt/v", "-o", bad]), bad)
+        }
+    }
+
     func testBadCommandLines() {
         for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"], ["/mnt", "-o", "disc_io=fast"]] {
             XCTAssertThrowsError(try DaemonOptions.parse(args), "\(args)") { e in

@@ -124,6 +124,10 @@ final class ReadTests: XCTestCase {
         assertCheck(d.execute(CDBs.read10(0, 1), from: i), .unrecoveredReadError)
         source.fail(with: MediumError(reason: "gone", sense: .mediumNotPresent))
         assertCheck(d.execute(CDBs.read10(0, 1), from: i), .mediumNotPresent)
+        // A URL's server that has not answered yet: 02/04/01, which initiators retry.
+        source.fail(with: MediumError(reason: "server slow", sense: .becomingReady))
+        assertCheck(d.execute(CDBs.read10(0, 1), from: i), .becomingReady)
+        XCTAssertEqual(SenseCode.becomingReady, SenseCode(key: 0x2, asc: 0x04, ascq: 0x01))
         XCTAssertEqual(d.state, before)
         assertGood(d.execute([0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], from: i), [0, 0, 0, 3, 0, 0, 8, 0])
         source.fail(with: nil)

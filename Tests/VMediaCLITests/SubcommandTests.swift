@@ -217,7 +217,7 @@ final class SubcommandTests: XCTestCase {
         XCTAssertEqual(try tree.listLibrary(matching: used).map(\.name), [usedName], "by path")
         XCTAssertEqual(try tree.listLibrary(matching: freeName).map(\.name), [freeName], "by name")
         let json = try XCTUnwrap(parseJSON(Report.library(try tree.listLibrary(matching: usedName), json: true)) as? [[String: Any]])
-        XCTAssertEqual(Set(json[0].keys), ["name", "path", "size", "sharable", "users"])
+        XCTAssertEqual(Set(json[0].keys), ["name", "path", "kind", "size", "sharable", "users"])
         XCTAssertEqual(json[0]["users"] as? [String], ["\(g)/\(d)"])
         assertFails(.notFound, "no such media in the library") { try tree.listLibrary(matching: "nothing-here.iso") }
     }

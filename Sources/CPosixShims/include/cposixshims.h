@@ -28,4 +28,7 @@ int vmfs_ioctl_int(int fd, unsigned long request, int arg);
 // descriptor links (/proc/self/fd/N, /proc/PID/root, ...): a user-named path must never
 // reach the daemon's own open files. Returns the descriptor, or -1 with errno set.
 int vmfs_open_location(const char *path, int magic_links);
+// Frees `length` bytes at `offset` of a file, keeping its size (fallocate with
+// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, _GNU_SOURCE names): a sparse cache drops a block.
+int vmfs_punch_hole(int fd, long long offset, long long length);
 #endif
