@@ -148,6 +148,8 @@ public final class HTTPMediaSource: RemoteMediaSource, @unchecked Sendable {
             }
         }
         if let e = error as? IOError { return "cannot reach the server: \(String(cString: strerror(e.errnoCode)))" }
-        return "\(error)"
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS: the server's certificate is not signed by a trusted CA or does not name it" }
+        return text
     }
 }

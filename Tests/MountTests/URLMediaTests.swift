@@ -5,9 +5,17 @@ import XCTest
 /// nginx on 127.0.0.1 serving `root`: a real range-capable server (ETag, Last-Modified).
 final class Nginx {
     let port: Int
+    let scheme: String
     private let process: Process
 
-    init(prefix: String, root: String) throws {
+    /// `server` is extra configuration inside the server block; `tls` serves HTTPS with a
+    /// self-signed certificate made here (which the daemon must refuse: no system CA signed it).
+    init(prefix: String, root: String, server: String = "", tls: Bool = false) throws {
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+        if tls {
+            let r = sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout '\(prefix)/tls.key' -out '\(prefix)/tls.crt'")
+            guard r.status == 0 else { throw NSError(domain: "openssl: \(r.err)", code: 1) }
+        }
         var lastError = ""
         for _ in 0..<20 {
             let port = Int.random(in: 20000...60000)
@@ -18,7 +26,8 @@ final class Nginx {
                        proxy_temp_path \(prefix)/nginx-proxy; fastcgi_temp_path \(prefix)/nginx-fastcgi;
                        uwsgi_temp_path \(prefix)/nginx-uwsgi; scgi_temp_path \(prefix)/nginx-scgi;
                        types { application/octet-stream iso; }
-                       server { listen 127.0.0.1:\(port); root \(root); } }
+                       server { listen 127.0.0.1:\(port)\(tls ? " ssl" : ""); root \(root); \(server)
+                                \(tls ? "ssl_certificate \(prefix)/tls.crt; ssl_certificate_key \(prefix)/tls.key;" : "") } }
                 """
             try conf.write(toFile: prefix + "/nginx.conf", atomically: true, encoding: .utf8)
             let p = Process()
@@ -29,8 +38,8 @@ final class Nginx {
             try p.run()
             let deadline = Date().addingTimeInterval(5)
             while p.isRunning && Date() < deadline {
-                if sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(port)/").out != "000" {
-                    self.port = port; process = p; return
+                if sh("curl -sk -o /dev/null -w '%{http_code}' \(tls ? "https" : "http")://127.0.0.1:\(port)/").out != "000" {
+                    self.port = port; process = p; scheme = tls ? "https" : "http"; return
                 }
                 usleep(20_000)
             }
@@ -40,10 +49,10 @@ final class Nginx {
         throw NSError(domain: "nginx did not start: \(lastError)", code: 1)
     }
 
-    func url(_ name: String) -> String { "http://127.0.0.1:\(port)/\(name)" }
+    func url(_ name: String) -> String { "\(scheme)://127.0.0.1:\(port)/\(name)" }
 
     func stop() {
-        kill(process.processIdentifier, SIGQUIT)
+        kill(process.processIdentifier, SIGTERM)   // fast shutdown: no waiting for idle keep-alive connections
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
@@ -73,6 +82,8 @@ final class URLMediaTests: MountTestCase {
     /// An ISO in the web root holding hello.txt and a file of `megabytes` MiB of random bytes.
     @discardableResult
     func makeServedISO(_ name: String, megabytes: Int = 12) throws -> String {
+        try FileManager.default.createDirectory(atPath: www + "/" + (name as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
         let iso = try fx.makeISO(name, files: ["hello.txt": "hello from the web\n"], in: www)
         let src = fx.sourceTree(name)
         XCTAssertEqual(sh("head -c \(megabytes)M /dev/urandom > '\(src)/big.bin' && xorriso -as mkisofs -quiet -R -J -o '\(iso)' '\(src)'").status, 0)
@@ -259,5 +270,35 @@ final class URLMediaTests: MountTestCase {
         XCTAssertEqual(writeErrno(fx.path("guests/aix02/cd1/media"), "shared.iso\n"), 0, "by its library name")
         XCTAssertEqual(fx.status("aix02", "cd1")["media"], url)
         XCTAssertEqual(readText(fx.path("library/shared.iso/users")), "aix01/cd0\naix02/cd1\n")
+    }
+
+    func testTLSIsVerifiedAndCredentialsComeFromTheRootOnlyFile() throws {
+        try makeServedISO("private/p.iso", megabytes: 1)
+        // HTTPS with a certificate no system CA signed: refused at insert, with the reason.
+        let tls = try Nginx(prefix: fx.root + "/tls", root: www, tls: true)
+        defer { tls.stop() }
+        // Basic authentication on /private/ (user vm, password s3cret).
+        let hash = sh("openssl passwd -apr1 s3cret").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        try "vm:\(hash)\n".write(toFile: fx.root + "/htpasswd", atomically: true, encoding: .utf8)
+        let locked = try Nginx(prefix: fx.root + "/auth", root: www,
+                               server: "location /private/ { auth_basic vm; auth_basic_user_file \(fx.root)/htpasswd; }")
+        defer { locked.stop() }
+        let creds = fx.root + "/url.creds"
+        try "\(locked.url("private/")) vm:s3cret\n".write(toFile: creds, atomically: true, encoding: .utf8)
+        chmod(creds, 0o644)
+        fx.stop()
+        fx.extraArgs += ["--media-url", tls.url(""), "--media-url", locked.url(""), "--media-url-credentials", creds]
+        XCTAssertThrowsError(try fx.start(), "a credentials file others may read keeps the daemon from starting")
+        XCTAssertTrue(fx.logText.contains("readable by nobody else"), fx.logText)
+        chmod(creds, 0o600)
+        try fx.start()
+        makeDrive()
+        XCTAssertEqual(writeErrno(mediaFile, tls.url("private/p.iso")), EIO)
+        let why = fx.status("aix01", "cd0")["last_error"] ?? ""
+        XCTAssertTrue(why.contains("certificate"), why)
+        // Without the prefix's credentials the server refuses; with them the image loads.
+        XCTAssertEqual(writeErrno(mediaFile, locked.url("p.iso")), ENOENT, "outside /private/ there is no such image")
+        XCTAssertEqual(writeErrno(mediaFile, locked.url("private/p.iso")), 0, fx.status("aix01", "cd0")["last_error"] ?? "")
+        XCTAssertEqual(sh("cmp '\(disc)' '\(www)/private/p.iso'").status, 0)
     }
 }
