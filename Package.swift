@@ -7,6 +7,7 @@ import PackageDescription
 //             |             ->  ISO9660, SCSI
 //             ->  ISCSI -> SCSI, swift-nio
 //             ->  RemoteMedia -> VirtualMedia, SCSI, async-http-client
+//             ->  Redfish -> VirtualMedia, hummingbird, swift-crypto
 //   vmedia    ->  VMediaCLI (the mounted tree's files only), swift-argument-parser
 // SCSI and ISO9660 do no I/O of their own; only FuseKernel sees libfuse; only the store sees SQLite.
 // Every target names each module it imports.
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CFuse3", pkgConfig: "fuse3",
@@ -45,7 +49,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The daemon: options, start-up, the mount's session and the iSCSI target's wiring.
-        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS", "FuseKernel", "VirtualMedia", "SCSI", "ISCSI", "RemoteMedia"]),
+        .executableTarget(name: "vmediafs", dependencies: ["VMediaFS", "FuseKernel", "VirtualMedia", "SCSI", "ISCSI", "RemoteMedia", "Redfish",
+                                                     .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         // The administrator's command line: works only through the mounted tree's files.
         .target(name: "VMediaCLI"),
         .executableTarget(name: "vmedia", dependencies: [
@@ -68,6 +73,14 @@ let package = Package(
         ]),
         .testTarget(name: "VirtualMediaTests", dependencies: ["VirtualMedia", "SCSI"]),
         .testTarget(name: "FuseKernelTests", dependencies: ["FuseKernel", "CFuse3", "CFuseABI"]),
+        // A DMTF Redfish VirtualMedia service over the same host: Hummingbird 2 on swift-nio.
+        .target(name: "Redfish", dependencies: [
+            "VirtualMedia", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        .testTarget(name: "RedfishTests", dependencies: ["Redfish", "VirtualMedia"]),
         .testTarget(name: "RemoteMediaTests", dependencies: ["RemoteMedia", "VirtualMedia", "SCSI"]),
         .testTarget(name: "VMediaFSTests", dependencies: ["VMediaFS", "VirtualMedia", "SCSI"]),
         .testTarget(name: "DaemonTests", dependencies: ["vmediafs", "VMediaFS", "VirtualMedia"]),

@@ -17,5 +17,11 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The Redfish tests drive the service with real clients from PyPI: OpenStack's sushy and
+# DMTF's protocol validator.
+if [[ "${1:-}" == "--test" ]] && ! python3 -c "import sushy, redfish_protocol_validator" 2>/dev/null; then
+  python3 -m pip install -q --root-user-action=ignore sushy redfish-protocol-validator redfish-service-validator >/dev/null 2>&1 ||
+    python3 -m pip install -q sushy redfish-protocol-validator redfish-service-validator
+fi
 # /dev/fuse must exist for mounting (containers sometimes lack the node).
 [[ -e /dev/fuse ]] || { mknod /dev/fuse c 10 229 && chmod 666 /dev/fuse; } || true

@@ -27,7 +27,7 @@ public struct URLRules: Sendable {
         self.prefixes = normalized
         var creds: [(String, String)] = []
         if let file = credentialsFile {
-            for (number, line) in try Self.readPrivateFile(file).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            for (number, line) in try PrivateFile.read(file, what: "credentials file").split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let text = String(line).trimmingWhitespace()
                 if text.isEmpty || text.hasPrefix("#") { continue }
                 let fields = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true).map(String.init)
@@ -93,29 +93,6 @@ public struct URLRules: Sendable {
         guard p.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !p.contains("#"), let parts = split(p),
               !parts.authority.contains("@") else { return nil }
         return parts.scheme + "://" + parts.authority.lowercased() + parts.rest
-    }
-
-    /// A file only the daemon's user may read (it holds passwords).
-    private static func readPrivateFile(_ path: String) throws(VMError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        guard fd >= 0 else { throw VMError.system(errno, "credentials file \(path)") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw VMError(EINVAL, "credentials file \(path) is not a regular file") }
-        guard st.st_uid == geteuid(), st.st_mode & 0o077 == 0 else {
-            throw VMError(EPERM, "credentials file \(path) must belong to uid \(geteuid()) and be readable by nobody else (chmod 600)")
-        }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw VMError.system(errno, "reading \(path)") }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-            guard bytes.count <= 1 << 20 else { throw VMError(EINVAL, "credentials file \(path) is larger than 1 MiB") }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -6,7 +6,27 @@ public struct Credentials: Sendable, Equatable {
     public var uid: UInt32
     public var gid: UInt32
     public var groups: [UInt32]
-    public init(uid: UInt32, gid: UInt32, groups: [UInt32] = []) { self.uid = uid; self.gid = gid; self.groups = groups }
+    /// Who acted, when it was not a local process: `redfish:NAME` for a Redfish user. Shown
+    /// as `via=` in the `events` lines and the log lines of what it did.
+    public var agent: String?
+    public init(uid: UInt32, gid: UInt32, groups: [UInt32] = [], agent: String? = nil) {
+        self.uid = uid; self.gid = gid; self.groups = groups; self.agent = agent
+    }
+
+    /// Whether this user may `mask` (R_OK, W_OK, X_OK bits) an object with `owner`, by its
+    /// mode bits as the kernel decides for a directory of the tree (root may all but run
+    /// what no one may run).
+    public func may(_ mask: UInt32, _ owner: Ownership) -> Bool {
+        if uid == 0 { return true }
+        let bits: UInt32
+        if uid == owner.uid { bits = (owner.mode >> 6) & 7 }
+        else if gid == owner.gid || groups.contains(owner.gid) { bits = (owner.mode >> 3) & 7 }
+        else { bits = owner.mode & 7 }
+        return mask & 7 & ~bits == 0
+    }
+
+    /// `[("via", agent)]`, or nothing for a local caller.
+    var agentField: [(String, String)] { agent.map { [("via", $0)] } ?? [] }
 
     public static var daemon: Credentials { Credentials(uid: geteuid(), gid: getegid()) }
 

@@ -76,10 +76,10 @@ extension Host {
             }
             return (st.label(d), swapped)
         }
-        var fields = [("media", source.path), ("kind", source.kind.rawValue), ("uid", String(user.uid))]
+        var fields = [("media", source.path), ("kind", source.kind.rawValue), ("uid", String(user.uid))] + user.agentField
         if let swapped { fields.append(("replaced", swapped)) }
         events.post("insert", label, fields)
-        Log.info("\(label): inserted \(source.path) for uid \(user.uid)\(swapped.map { " (replacing \($0))" } ?? "")")
+        Log.info("\(label): inserted \(source.path) for uid \(user.uid)\(user.agent.map { " (\($0))" } ?? "")\(swapped.map { " (replacing \($0))" } ?? "")")
         notifyChanged(driveID)
         return source.path
     }
@@ -107,7 +107,7 @@ extension Host {
                 try record(nil, in: &d, state: &st, kind: "eject", uid: user.uid, detail: loaded.path)
                 return (st.label(d), loaded.path)
             }
-            announceEject(driveID: driveID, label: label, path: path, by: "host", uid: user.uid)
+            announceEject(driveID: driveID, label: label, path: path, by: "host", uid: user.uid, agent: user.agent)
         } catch {
             refuse(driveID: driveID, text: "eject", error: error, user: user)
             throw error
@@ -128,7 +128,7 @@ extension Host {
         guard let label else { return }
         let pending = runtime(driveID: driveID)?.emulator.state.ejectPending ?? false
         events.post("refuse", label, [("request", text.replacingNewlines()), ("errno", String(error.errno)),
-                                      ("reason", error.reason)] + (pending ? [("eject_pending", "yes")] : []))
+                                      ("reason", error.reason)] + (pending ? [("eject_pending", "yes")] : []) + user.agentField)
         Log.warning("\(label): refused \(text.replacingNewlines()) for uid \(user.uid): \(error.reason)")
     }
 
@@ -163,9 +163,9 @@ extension Host {
 
     /// The tail of every eject, once it is recorded: the `events` line (`by=host` with the
     /// user's uid, `by=guest`, `by=deferred`), the log line, and the observer.
-    private func announceEject(driveID: Int64, label: String, path: String, by who: String, uid: UInt32?) {
-        events.post("eject", label, [("media", path), ("by", who)] + (uid.map { [("uid", String($0))] } ?? []))
-        if let uid { Log.info("\(label): ejected \(path) for uid \(uid)") } else { Log.info("\(label): \(path) ejected (\(who))") }
+    private func announceEject(driveID: Int64, label: String, path: String, by who: String, uid: UInt32?, agent: String? = nil) {
+        events.post("eject", label, [("media", path), ("by", who)] + (uid.map { [("uid", String($0))] } ?? []) + (agent.map { [("via", $0)] } ?? []))
+        if let uid { Log.info("\(label): ejected \(path) for uid \(uid)\(agent.map { " (\($0))" } ?? "")") } else { Log.info("\(label): \(path) ejected (\(who))") }
         notifyChanged(driveID)
     }
 

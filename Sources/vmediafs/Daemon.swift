@@ -2,6 +2,8 @@ import VMediaFS
 import FuseKernel
 import ISCSI
 import Glibc
+import NIOSSL
+import Redfish
 import RemoteMedia
 import VirtualMedia
 
@@ -39,6 +41,15 @@ struct DaemonOptions: Sendable, Equatable {
     public var urlCacheBytes: UInt64 = 1 << 30
     /// How long a read waits for a URL's server (`-o url_timeout=S`).
     public var urlTimeout: Double = 10
+    /// Serve Redfish on this ADDR:PORT (`--redfish`, `-o redfish=`; 127.0.0.1:8000 with no value).
+    public var redfish: String?
+    /// The Redfish users: `NAME UID pbkdf2-sha256$...` lines in a root-only file.
+    public var redfishUsers: String?
+    /// PEM certificate chain and key for HTTPS.
+    public var redfishCertificate: String?
+    public var redfishKey: String?
+    /// Plain HTTP instead of HTTPS (`-o redfish_http`): only on a loopback address.
+    public var redfishPlainHTTP = false
     /// Options passed on to libfuse as they are (`-o ro`, `-o noatime`).
     public var fuseOptions: [String] = []
 
@@ -52,6 +63,11 @@ struct DaemonOptions: Sendable, Equatable {
           --media-url PREFIX  http(s) URLs under PREFIX may be inserted; repeatable (-o media_url=PREFIX)
           --media-url-credentials FILE
                               PREFIX USER:PASSWORD lines, a root-only file (-o media_url_credentials=FILE)
+          --redfish [ADDR:PORT]
+                              serve a Redfish VirtualMedia service (default 127.0.0.1:8000;
+                              -o redfish=...); needs --redfish-users FILE and HTTPS with
+                              --redfish-cert FILE --redfish-key FILE, or -o redfish_http
+                              on a loopback address
           --iscsi [ADDR:PORT] serve the guests' drives over iSCSI (default 127.0.0.1:3260; -o iscsi=...)
           -f                  stay in the foreground
           -d                  debug: foreground, and log every FUSE request
@@ -95,6 +111,11 @@ struct DaemonOptions: Sendable, Equatable {
             case "--media-dir": o.mediaDirectories.append(try value(a))
             case "--host-drive": o.hostDrives.append(try value(a))
             case "--media-url": o.mediaURLs.append(try value(a))
+            case "--redfish":
+                if i + 1 < args.count, !args[i + 1].hasPrefix("-"), args[i + 1].contains(":") { o.redfish = try value(a) } else { o.redfish = "127.0.0.1:8000" }
+            case "--redfish-users": o.redfishUsers = try value(a)
+            case "--redfish-cert": o.redfishCertificate = try value(a)
+            case "--redfish-key": o.redfishKey = try value(a)
             case "--media-url-credentials": o.mediaURLCredentials = try value(a)
             case "--iscsi":
                 if i + 1 < args.count, !args[i + 1].hasPrefix("-"), args[i + 1].contains(":") { o.iscsi = try value(a) } else { o.iscsi = "127.0.0.1:3260" }
@@ -131,6 +152,11 @@ struct DaemonOptions: Sendable, Equatable {
             case "media_dir": mediaDirectories.append(v)
             case "host_drive": hostDrives.append(v)
             case "media_url": mediaURLs.append(v)
+            case "redfish": redfish = v.isEmpty ? "127.0.0.1:8000" : v
+            case "redfish_users": redfishUsers = v
+            case "redfish_cert": redfishCertificate = v
+            case "redfish_key": redfishKey = v
+            case "redfish_http": redfishPlainHTTP = true
             case "media_url_credentials": mediaURLCredentials = v
             case "url_cache":
                 guard let n = Self.byteSize(v), n >= 1 << 20 else { throw VMError(EINVAL, "url_cache takes a size of at least 1M (K, M, G suffixes)") }
@@ -246,6 +272,16 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
         iscsi = server
     }
     defer { iscsi?.stop() }
+    var redfish: RedfishService?
+    if let listen = o.redfish {
+        do throws(VMError) {
+            redfish = try startRedfish(listen, o, host: host)
+        } catch {
+            Log.error("Redfish: \(error.reason)")
+            return 1
+        }
+    }
+    defer { redfish?.stop() }
     let fs = VMediaFileSystem(host: host, discIO: o.discIO, passthrough: o.passthrough)
     let session: FuseSession
     do {
@@ -284,15 +320,42 @@ func runDaemon(_ o: DaemonOptions) -> Int32 {
     return rc == 0 ? 0 : 1
 }
 
+/// Starts the Redfish service on `listen` with the options' users and TLS.
+private func startRedfish(_ listen: String, _ o: DaemonOptions, host: Host) throws(VMError) -> RedfishService {
+    let (addr, port) = splitHostPort(listen, defaultPort: 8000)
+    guard let usersFile = o.redfishUsers else { throw VMError(EINVAL, "--redfish needs --redfish-users FILE") }
+    let users = try RedfishUsers(file: usersFile)
+    var tls: TLSConfiguration?
+    if let cert = o.redfishCertificate, let key = o.redfishKey {
+        do {
+            tls = TLSConfiguration.makeServerConfiguration(certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                                                           privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        } catch {
+            throw VMError(EINVAL, "cannot load the Redfish certificate \(cert) or key \(key): \(error)")
+        }
+    } else if !o.redfishPlainHTTP {
+        throw VMError(EINVAL, "--redfish needs --redfish-cert and --redfish-key (HTTPS), or -o redfish_http on a loopback address")
+    } else if !["127.0.0.1", "::1", "localhost"].contains(addr) && !addr.hasPrefix("127.") {
+        throw VMError(EINVAL, "plain HTTP Redfish is served only on a loopback address, not \(addr)")
+    }
+    let service = RedfishService(host: host, users: users)
+    let bound: Int
+    do { bound = try service.start(address: addr, port: port, tls: tls) } catch {
+        throw VMError(EIO, "cannot serve on \(listen): \(error)")
+    }
+    Log.info("Redfish service on \(tls == nil ? "http" : "https")://\(addr):\(bound)/redfish/v1")
+    return service
+}
+
 /// "ADDR:PORT", "[v6]:PORT" or "ADDR" (port 3260).
-func splitHostPort(_ s: String) -> (String, Int) {
+func splitHostPort(_ s: String, defaultPort: Int = 3260) -> (String, Int) {
     if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
         let host = String(s[s.index(after: s.startIndex)..<close])
         let rest = s[s.index(after: close)...]
-        return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? 3260 : 3260)
+        return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) ?? defaultPort : defaultPort)
     }
-    guard let colon = s.lastIndex(of: ":") else { return (s, 3260) }
-    return (String(s[..<colon]), Int(s[s.index(after: colon)...]) ?? 3260)
+    guard let colon = s.lastIndex(of: ":") else { return (s, defaultPort) }
+    return (String(s[..<colon]), Int(s[s.index(after: colon)...]) ?? defaultPort)
 }
 
 /// Forks; the parent waits for the child's one-byte "mounted" report and exits 0, or with

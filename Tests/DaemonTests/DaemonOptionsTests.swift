@@ -88,6 +88,17 @@ final class DaemonOptionsTests: XCTestCase {
         }
     }
 
+    func testRedfishOptions() throws {
+        XCTAssertNil(try DaemonOptions.parse(["/mnt/v"]).redfish, "off by default")
+        XCTAssertEqual(try DaemonOptions.parse(["/mnt/v", "--redfish"]).redfish, "127.0.0.1:8000")
+        XCTAssertEqual(try DaemonOptions.parse(["/mnt/v", "--redfish", "0.0.0.0:8443", "-f"]).redfish, "0.0.0.0:8443")
+        let o = try DaemonOptions.parse(["/mnt/v", "-o", "redfish=,redfish_users=/u,redfish_cert=/c,redfish_key=/k,redfish_http"])
+        XCTAssertEqual(o.redfish, "127.0.0.1:8000")
+        XCTAssertEqual([o.redfishUsers, o.redfishCertificate, o.redfishKey], ["/u", "/c", "/k"])
+        XCTAssertTrue(o.redfishPlainHTTP)
+        XCTAssertEqual(splitHostPort("127.0.0.1", defaultPort: 8000).1, 8000)
+    }
+
     func testBadCommandLines() {
         for args in [[], ["/a", "/b", "/c"], ["/mnt", "--bogus"], ["/mnt", "--state"], ["/mnt", "-o", "disc_io=fast"]] {
             XCTAssertThrowsError(try DaemonOptions.parse(args), "\(args)") { e in
