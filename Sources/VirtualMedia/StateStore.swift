@@ -166,7 +166,7 @@ public final class StateStore: Sendable {
                 var loaded: LoadedMedia?
                 if let path = r[10].optionalText {
                     loaded = LoadedMedia(path: path, kind: MediaKind(rawValue: r[11].text) ?? .file,
-                                         identity: ImageIdentity(device: UInt64(r[12].int), inode: UInt64(r[13].int),
+                                         identity: ImageIdentity(device: UInt64(bitPattern: r[12].int), inode: UInt64(bitPattern: r[13].int),
                                                                  size: UInt64(r[14].int), modificationNanos: r[15].int,
                                                                  validator: r[18].optionalText ?? ""),
                                          loadedBy: UInt32(r[16].int), loadedAt: r[17].int)

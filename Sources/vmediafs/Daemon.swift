@@ -65,9 +65,10 @@ struct DaemonOptions: Sendable, Equatable {
                               PREFIX USER:PASSWORD lines, a root-only file (-o media_url_credentials=FILE)
           --redfish [ADDR:PORT]
                               serve a Redfish VirtualMedia service (default 127.0.0.1:8000;
-                              -o redfish=...); needs --redfish-users FILE and HTTPS with
-                              --redfish-cert FILE --redfish-key FILE, or -o redfish_http
-                              on a loopback address
+                              -o redfish=...); needs --redfish-users FILE; HTTPS with
+                              --redfish-cert FILE --redfish-key FILE, else a self-signed
+                              certificate kept beside the state (its fingerprint is
+                              logged); plain HTTP only with -o redfish_http on loopback
           --iscsi [ADDR:PORT] serve the guests' drives over iSCSI (default 127.0.0.1:3260; -o iscsi=...)
           -f                  stay in the foreground
           -d                  debug: foreground, and log every FUSE request
@@ -334,7 +335,10 @@ private func startRedfish(_ listen: String, _ o: DaemonOptions, host: Host) thro
             throw VMError(EINVAL, "cannot load the Redfish certificate \(cert) or key \(key): \(error)")
         }
     } else if !o.redfishPlainHTTP {
-        throw VMError(EINVAL, "--redfish needs --redfish-cert and --redfish-key (HTTPS), or -o redfish_http on a loopback address")
+        let dir = o.resolvedStatePath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let made = try SelfSignedCertificate.loadOrCreate(in: dir.isEmpty ? "." : dir, address: addr)
+        tls = made.tls
+        Log.info("Redfish: \(made.created ? "made a" : "using the") self-signed certificate \(dir)/redfish.crt, SHA-256 fingerprint \(made.fingerprint)")
     } else if !["127.0.0.1", "::1", "localhost"].contains(addr) && !addr.hasPrefix("127.") {
         throw VMError(EINVAL, "plain HTTP Redfish is served only on a loopback address, not \(addr)")
     }

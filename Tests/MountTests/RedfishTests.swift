@@ -111,4 +111,29 @@ final class RedfishTests: MountTestCase {
         XCTAssertEqual(Set(failures).subtracting(known), [], "protocol validator failures: \(failures)")
         XCTAssertTrue(r.out.contains("PASS:"), r.out + r.err)
     }
+
+    func testWithoutACertificateASelfSignedOneIsMadeKeptAndItsFingerprintLogged() throws {
+        fx.stop()
+        fx.extraArgs = fx.extraArgs.filter { !$0.hasSuffix("rf.crt") && !$0.hasSuffix("rf.key") && !$0.hasPrefix("--redfish-cert") && !$0.hasPrefix("--redfish-key") }
+        try fx.start()
+        let stateDir = (fx.state as NSString).deletingLastPathComponent
+        func logged() -> String? {
+            fx.logText.split(separator: "\n").last { $0.contains("SHA-256 fingerprint") }.map { String($0.split(separator: " ").last ?? "") }
+        }
+        let first = try XCTUnwrap(logged(), fx.logText)
+        let openssl = sh("openssl x509 -noout -fingerprint -sha256 -in '\(stateDir)/redfish.crt'").out
+        XCTAssertTrue(openssl.contains(first), "\(openssl) vs \(first)")
+        var st = stat()
+        XCTAssertEqual(stat(stateDir + "/redfish.key", &st), 0)
+        XCTAssertEqual(st.st_mode & 0o077, 0, "the key is readable by its owner only")
+        let line = fx.logText.split(separator: "\n").last { $0.contains("Redfish service on ") } ?? ""
+        let url = String(line.split(separator: " ").last ?? "")
+        XCTAssertTrue(url.hasPrefix("https://"), fx.logText)
+        // Trusted once (its certificate as the CA), it answers with TLS verified.
+        let r = sh("curl -s --cacert '\(stateDir)/redfish.crt' -u admin:\(password) '\(url)/Systems'")
+        XCTAssertTrue(r.out.contains("web01"), r.out + r.err)
+        fx.stop()
+        try fx.start()
+        XCTAssertEqual(logged(), first, "the same certificate after a restart")
+    }
 }

@@ -10,8 +10,9 @@ final class SharingTests: MountTestCase {
         _ = FileManager.default.createFile(atPath: fx.media + "/.hidden.iso", contents: Data([1]))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("library")).sorted(), ["other.iso", "shared.iso"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fx.path("library/shared.iso")).sorted(),
-                       ["path", "sharable", "size", "users"])
+                       ["kind", "path", "sharable", "size", "users"])
         XCTAssertEqual(readText(fx.path("library/shared.iso/path")), iso + "\n")
+        XCTAssertEqual(readText(fx.path("library/shared.iso/kind")), "file\n")
         let size = try FileManager.default.attributesOfItem(atPath: iso)[.size] as! UInt64
         XCTAssertEqual(readText(fx.path("library/shared.iso/size")), "\(size)\n")
         XCTAssertEqual(readText(fx.path("library/shared.iso/sharable")), "no\n")

@@ -25,6 +25,27 @@ final class StateStoreTests: XCTestCase {
     override func setUp() { dir = NSTemporaryDirectory() + "vmfs-store-\(UUID().uuidString)" }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
+    /// A URL's identity: the URL's hash as the inode (any 64-bit value, so often with the top
+    /// bit set, stored as a negative SQLite integer) and its validator come back as stored.
+    func testURLMediaRoundTrip() throws {
+        let path = dir + "/state.db"
+        let url = "http://h/iso/a.iso"
+        let identity = ImageIdentity(device: ImageIdentity.urlDevice, inode: UInt64.max - 5, size: 1 << 40, modificationNanos: 0,
+                                     validator: "\"abc-123\"")
+        do {
+            let s = try StateStore(path: path)
+            let g = try s.addGuest(name: "g", owner: Ownership(uid: 0, gid: 0, mode: 0o755), at: 1, history: nil)
+            let d = try s.addDrive(guestID: g, name: "cd0", lun: 0, owner: Ownership(uid: 0, gid: 0, mode: 0o755), at: 1, history: nil)
+            try s.setLoaded(driveID: d, LoadedMedia(path: url, kind: .url, identity: identity, loadedBy: 0, loadedAt: 2),
+                            lastError: "", history: nil)
+        }
+        let loaded = try StateStore(path: path).loadDrives().first?.loaded
+        XCTAssertEqual(loaded?.kind, .url)
+        XCTAssertEqual(loaded?.path, url)
+        XCTAssertEqual(loaded?.identity, identity)
+        XCTAssertEqual(ImageIdentity(url: url, size: 1, validator: "v").device, ImageIdentity.urlDevice)
+    }
+
     func testSchemaRoundTripAndHistory() throws {
         let path = dir + "/sub/state.db"
         do {
