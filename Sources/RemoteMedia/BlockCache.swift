@@ -61,7 +61,7 @@ final class BlockCache: Sendable {
             }
             while s.bytes > limit, s.entries.count > 1 {
                 // Linear in the number of chunks (the limit / 1 MiB): a few thousand at most.
-                guard let oldest = s.entries.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
+                guard let oldest = s.entries.lazy.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
                 s.entries[oldest.key] = nil
                 s.bytes -= UInt64(oldest.value.bytes)
                 oldest.value.image.forget(chunk: oldest.key.chunk)

@@ -29,13 +29,23 @@ public struct ImageIdentity: Sendable, Equatable, Codable {
     /// no device: `device` marks the kind, `inode` is the URL's FNV-1a hash, so that two
     /// drives holding one URL are found holding one image (the sharing rule).
     public init(url: String, size: UInt64, validator: String) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in url.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
-        self.init(device: Self.urlDevice, inode: hash, size: size, modificationNanos: 0, validator: validator)
+        var hash = FNV1a()
+        hash.add(url.utf8)
+        self.init(device: Self.urlDevice, inode: hash.value, size: size, modificationNanos: 0, validator: validator)
     }
 
     /// The `device` of every URL identity ("URL" in ASCII; no block device has it).
     public static let urlDevice: UInt64 = 0x55_524C_0000_0000
+}
+
+/// The 64-bit FNV-1a hash of bytes added in order: cheap, stable across runs (unlike Swift's
+/// `Hasher`), for identities and fingerprints that are stored or compared later.
+public struct FNV1a {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    public init() {}
+    public mutating func add<S: Sequence<UInt8>>(_ bytes: S) {
+        for b in bytes { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
 }
 
 /// The kind of thing loaded in a drive.

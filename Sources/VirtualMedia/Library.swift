@@ -79,12 +79,12 @@ extension Host {
             var st = stat()
             if stat(root, &st) == 0 { newest = max(newest, Int64(st.st_mtim.tv_sec)) }
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a over the names, '/' between them
+        var hash = FNV1a()   // over the names, '/' between them
         for item in library() {
-            for b in item.name.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
-            hash = (hash ^ 0x2f) &* 0x100_0000_01b3
+            hash.add(item.name.utf8)
+            hash.add(CollectionOfOne(UInt8(ascii: "/")))
         }
-        return (newest, hash)
+        return (newest, hash.value)
     }
 
     /// The repository image called `name`, if there is one.

@@ -200,12 +200,16 @@ struct DaemonOptions: Sendable, Equatable {
         return UInt64(text)
     }
 
-    /// Where the URL block cache lives: `url-cache/` beside the state database.
-    var urlCacheDirectory: String {
+    /// The folder of the state database: the URL block cache (`url-cache/`) and the Redfish
+    /// service's self-signed certificate live beside it.
+    var stateDirectory: String {
         let state = resolvedStatePath
-        guard let slash = state.lastIndex(of: "/") else { return "url-cache" }
-        return String(state[..<slash]) + "/url-cache"
+        guard let slash = state.lastIndex(of: "/") else { return "." }
+        return slash == state.startIndex ? "/" : String(state[..<slash])
     }
+
+    /// Where the URL block cache lives: `url-cache/` beside the state database.
+    var urlCacheDirectory: String { stateDirectory + "/url-cache" }
 
     /// The state database to use: `--state`, else root's /var/lib/vmediafs/state.db, else
     /// $XDG_STATE_HOME (or ~/.local/state)/vmediafs/state.db.
@@ -335,8 +339,8 @@ private func startRedfish(_ listen: String, _ o: DaemonOptions, host: Host) thro
             throw VMError(EINVAL, "cannot load the Redfish certificate \(cert) or key \(key): \(error)")
         }
     } else if !o.redfishPlainHTTP {
-        let dir = o.resolvedStatePath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let made = try SelfSignedCertificate.loadOrCreate(in: dir.isEmpty ? "." : dir, address: addr)
+        let dir = o.stateDirectory
+        let made = try SelfSignedCertificate.loadOrCreate(in: dir, address: addr)
         tls = made.tls
         Log.info("Redfish: \(made.created ? "made a" : "using the") self-signed certificate \(dir)/redfish.crt, SHA-256 fingerprint \(made.fingerprint)")
     } else if !["127.0.0.1", "::1", "localhost"].contains(addr) && !addr.hasPrefix("127.") {
