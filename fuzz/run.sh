@@ -3,7 +3,8 @@
 # reader), fuzz-scsi (CDBs through the emulator), fuzz-iscsi (PDU codec, login, negotiation),
 # fuzz-control (control-file parsers). Two run at a time (FUZZ_JOBS=1 runs them one by one).
 # Prints executions, exec/s, coverage and the outcome per harness; exits non-zero on any crash,
-# hang (1 s per input) or OOM (512 MB). Inputs that failed are kept in .build-fuzz/artifacts/.
+# hang (1 s per input) or OOM (512 MB). Inputs that failed are kept in .build-fuzz/artifacts/;
+# once fixed, copy them to fuzz/regressions/NAME/, which every run replays first.
 # Usage: fuzz/run.sh [SECONDS]      (FUZZ_HARNESSES="iso scsi" to run only some; FUZZ_RUNS=N stops
 #        each harness after N executions instead, with SECONDS, if given and not 0, as a cap)
 set -uo pipefail
@@ -45,8 +46,12 @@ fi
 run_one() {  # NAME: runs one harness; its log is .build-fuzz/logs/NAME.log
     local name=$1
     mkdir -p "$scratch/corpus/$name" "$scratch/artifacts/$name" "$scratch/logs"
+    # Inputs that once crashed or ran over the time limit (fuzz/regressions/NAME/) are run first,
+    # with the seeds, under the same limits: one that fails again fails the run.
+    local inputs=("$scratch/seeds/$name")
+    [ -d "fuzz/regressions/$name" ] && inputs+=("fuzz/regressions/$name")
     "$scratch/bin/fuzz-$name" "${limits[@]}" -timeout=1 -rss_limit_mb=512 -print_final_stats=1 \
-        -artifact_prefix="$scratch/artifacts/$name/" "$scratch/corpus/$name" "$scratch/seeds/$name" \
+        -artifact_prefix="$scratch/artifacts/$name/" "$scratch/corpus/$name" "${inputs[@]}" \
         >"$scratch/logs/$name.log" 2>&1
     echo $? >"$scratch/logs/$name.status"
 }

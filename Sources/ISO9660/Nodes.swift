@@ -123,6 +123,13 @@ public struct OpenOptions: Sendable {
     public var maxDirectoryBytes: Int
     /// At most this many extents per file (multi-extent ISO files, UDF allocation descriptors).
     public var maxExtentsPerFile: Int
+    /// At most this many bytes of directory data are read over the life of the volume, and never
+    /// more than the disc holds (nil: the disc's size). The directories of a real disc lie in
+    /// extents of their own, so listing all of them reads each byte once at most; a hostile disc
+    /// whose thousands of directories point into the same large extents would otherwise make a
+    /// walk of the tree read `maxDirectoryBytes` per directory. Past the budget, listing a
+    /// directory not yet listed fails with `DiscFormatError.Code.limitExceeded`.
+    public var maxTotalDirectoryBytes: UInt64?
 
     /// The default `maxDepth`: deeper than any tree the tools write (xorriso stops where an image
     /// path passes 4096 bytes: about 2048 levels of one-letter names), small enough that walking
@@ -131,13 +138,15 @@ public struct OpenOptions: Sendable {
 
     public init(format: VolumeFormat? = nil, maxEntriesPerDirectory: Int = 250_000,
                 maxNodes: Int = 2_000_000, maxDepth: Int = OpenOptions.defaultMaxDepth,
-                maxDirectoryBytes: Int = 96 << 20, maxExtentsPerFile: Int = 65_536) {
+                maxDirectoryBytes: Int = 96 << 20, maxExtentsPerFile: Int = 65_536,
+                maxTotalDirectoryBytes: UInt64? = nil) {
         self.format = format
         self.maxEntriesPerDirectory = maxEntriesPerDirectory
         self.maxNodes = maxNodes
         self.maxDepth = maxDepth
         self.maxDirectoryBytes = maxDirectoryBytes
         self.maxExtentsPerFile = maxExtentsPerFile
+        self.maxTotalDirectoryBytes = maxTotalDirectoryBytes
     }
 }
 

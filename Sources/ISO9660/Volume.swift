@@ -43,12 +43,16 @@ public final class Volume: Sendable {
     private struct State: Sendable {
         /// Node `id` is at index `id - 1`.
         var nodes: [Node]
+        /// Directory data read so far, against `directoryBudget`.
+        var directoryBytesRead: UInt64 = 0
     }
 
     private let disc: Disc
     private let tree: Tree
     private let options: OpenOptions
     private let state: Mutex<State>
+    /// The most directory data the volume reads: `options.maxTotalDirectoryBytes`, at most the disc.
+    private let directoryBudget: UInt64
 
     private init(disc: Disc, tree: Tree, root: ParsedEntry, format: VolumeFormat, label: String,
                  available: [VolumeFormat], options: OpenOptions) {
@@ -58,6 +62,7 @@ public final class Volume: Sendable {
         self.label = label
         self.availableFormats = available
         self.options = options
+        self.directoryBudget = min(options.maxTotalDirectoryBytes ?? .max, disc.byteCount)
         self.state = Mutex(State(nodes: [Node(entry: root, parent: Volume.rootID, depth: 0)]))
     }
 
@@ -183,6 +188,7 @@ public final class Volume: Sendable {
         // Past the node limit nothing more would be kept: do not parse at all, so that a walk of
         // a hostile disc whose directories all share one huge extent stays quick.
         let full = state.withLock { $0.nodes.count >= options.maxNodes }
+        if !full { try charge(source, listing: current.entry.name) }
         let parsed = full ? [] : try tree.list(source)
         let ancestors = ancestorKeys(of: id)
         return state.withLock { state in
@@ -203,6 +209,25 @@ public final class Volume: Sendable {
             state.nodes[index].children = children
             state.nodes[index].index = names
             return state.nodes[index]
+        }
+    }
+
+    /// Takes the bytes that listing `source` reads from the volume's directory budget, or throws
+    /// `limitExceeded` when they are not left.
+    private func charge(_ source: DirectorySource, listing name: String) throws {
+        let cap = UInt64(options.maxDirectoryBytes)
+        let cost: UInt64
+        switch source {
+        case .iso(let start, let length):
+            cost = min(length, cap, start < disc.byteCount ? disc.byteCount - start : 0)
+        case .udf(let extents):
+            cost = min(extents.reduce(0) { $0 &+ $1.length }, cap)
+        }
+        try state.withLock { state in
+            guard cost <= directoryBudget - state.directoryBytesRead else {
+                throw DiscFormatError(.limitExceeded, "listing \(name.isEmpty ? "the root" : name) would read more than \(directoryBudget) bytes of directories in all, more than the disc holds: its directories overlap")
+            }
+            state.directoryBytesRead += cost
         }
     }
 

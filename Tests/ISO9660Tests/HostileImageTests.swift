@@ -105,6 +105,57 @@ final class HostileImageTests: ImageTestCase {
         XCTAssertNotNil(try volume.lookup("B", in: try XCTUnwrap(volume.lookup("A", in: Volume.rootID)).id))
     }
 
+    /// Found by the fuzzer: hundreds of directories whose records all point into one large
+    /// extent made a walk read that extent once per directory (here 200 x 4 MiB). The volume's
+    /// directory budget keeps the walk to the disc's size; the directories past it fail to list
+    /// with `limitExceeded` (never an empty listing), and the rest of the disc stays readable.
+    func testDirectoriesSharingOneLargeExtentReadNoMoreThanTheDisc() throws {
+        try requireTools("xorriso")
+        let dir = try TempDir("overlap")
+        let source = dir.sub("src")
+        let names = (0..<200).map { String(format: "d%03d", $0) }
+        for name in names {
+            try FileManager.default.createDirectory(atPath: source + "/" + name, withIntermediateDirectories: true)
+        }
+        try Data(count: 4 << 20).write(to: URL(fileURLWithPath: source + "/big"))
+        let image = dir.sub("o.iso")
+        try Tool.run("xorriso", ["-as", "mkisofs", "-quiet", "-R", "-o", image, source])
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: image)))
+        let root = ISOPatch.root(original)
+        let big = ISOPatch.extent(original, record: try XCTUnwrap(ISOPatch.record(original, in: root, named: "BIG")))
+        var bytes = original
+        for name in names {
+            let record = try XCTUnwrap(ISOPatch.record(original, in: root, named: name.uppercased()))
+            ISOPatch.setBoth32(&bytes, at: record + 2, UInt32(big.block))
+            ISOPatch.setBoth32(&bytes, at: record + 10, UInt32(big.length))
+        }
+        let reader = CountingSectorReader(MemorySectorReader(bytes: bytes))
+        let volume = try Volume.open(reader)
+        var listed = 0, refused = 0
+        for name in names {
+            let entry = try XCTUnwrap(volume.lookup(name, in: Volume.rootID))
+            do {
+                let children = try volume.children(of: entry.id)
+                XCTAssertEqual(children, [], "4 MiB of zeros hold no entries")
+                listed += 1
+            } catch {
+                XCTAssertEqual((error as? DiscFormatError)?.code, .limitExceeded, "\(error)")
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(listed, 1)
+        XCTAssertGreaterThanOrEqual(refused, 190)
+        XCTAssertLessThanOrEqual(reader.sectorsRead, Int(reader.sectorCount), "directory reads stay within the disc's size")
+        let file = try XCTUnwrap(volume.lookup("big", in: Volume.rootID))
+        XCTAssertEqual(try volume.read(file.id, at: (4 << 20) - 10, count: 10), [UInt8](repeating: 0, count: 10))
+
+        // The unpatched disc lists every directory: its directories lie in extents of their own.
+        let plain = try Volume.open(MemorySectorReader(bytes: original))
+        for name in names {
+            XCTAssertEqual(try plain.children(of: try XCTUnwrap(plain.lookup(name, in: Volume.rootID)).id), [])
+        }
+    }
+
     func testInterleavedFileIsRefusedWithAClearError() throws {
         try requireTools("xorriso")
         let dir = try TempDir("interleaved")

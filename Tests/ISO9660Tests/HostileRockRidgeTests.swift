@@ -229,7 +229,11 @@ final class HostileRockRidgeTests: ImageTestCase {
         MemoryProbe.report("walk of 2^40 shared paths, maxNodes 5000", since: baseline)
         XCTAssertLessThan(Date().timeIntervalSince(start), 5)
         XCTAssertLessThanOrEqual(walk.nodes, 5000)
-        XCTAssertEqual(volume.nodeCount, 5000)
+        // Each level's sector is listed once per path that reaches it; the volume's directory
+        // budget (the disc's size) ends the walk long before the node table fills.
+        XCTAssertLessThan(volume.nodeCount, 5000)
+        XCTAssertLessThanOrEqual(reader.sectorsRead, 2 * Int(reader.sectorCount), "reads bounded by the disc, not by the 2^40 paths")
+        XCTAssertGreaterThan(walk.errors, 0, "directories past the budget fail to list")
         // Once the table is full (root, big, hello, a, b), a directory not listed yet lists as
         // empty without a sector read.
         let small = try Volume.open(reader, options: OpenOptions(maxNodes: 5))

@@ -52,7 +52,8 @@ struct SparseImageReader: SectorReader, @unchecked Sendable {
 
 /// Small limits: a hostile image is cut short quickly instead of being walked for seconds.
 let limits = OpenOptions(maxEntriesPerDirectory: 2000, maxNodes: 5000, maxDepth: 48,
-                         maxDirectoryBytes: 1 << 20, maxExtentsPerFile: 4096)
+                         maxDirectoryBytes: 1 << 20, maxExtentsPerFile: 4096,
+                         maxTotalDirectoryBytes: 8 << 20)
 
 func walk(_ volume: Volume) {
     var queue: [NodeID] = [Volume.rootID]
