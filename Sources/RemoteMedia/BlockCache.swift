@@ -50,7 +50,8 @@ final class BlockCache: Sendable {
     }
 
     /// A chunk of `image` is now in its file: count it, then drop the least recently used
-    /// chunks of any image (never this one) until the cache is within its limit.
+    /// chunks of any image (never this one, nor one a reader has pinned) until the cache is
+    /// within its limit. While readers pin more than the limit, the cache holds more.
     func added(_ image: HTTPImage, chunk: Int, bytes: Int) {
         let key = Key(image: ObjectIdentifier(image), chunk: chunk)
         var dropped: [Entry] = []
@@ -59,12 +60,16 @@ final class BlockCache: Sendable {
             if s.entries.updateValue(Entry(image: image, bytes: bytes, lastUse: s.tick), forKey: key) == nil {
                 s.bytes += UInt64(bytes)
             }
-            while s.bytes > limit, s.entries.count > 1 {
+            var pinned: Set<Key> = [key]
+            while s.bytes > limit {
                 // Linear in the number of chunks (the limit / 1 MiB): a few thousand at most.
-                guard let oldest = s.entries.lazy.filter({ $0.key != key }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
+                guard let oldest = s.entries.lazy.filter({ !pinned.contains($0.key) }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
+                guard oldest.value.image.forget(chunk: oldest.key.chunk) else {
+                    pinned.insert(oldest.key)
+                    continue
+                }
                 s.entries[oldest.key] = nil
                 s.bytes -= UInt64(oldest.value.bytes)
-                oldest.value.image.forget(chunk: oldest.key.chunk)
                 dropped.append(oldest.value)
             }
         }

@@ -44,8 +44,8 @@ final class HTTPImage: RemoteImage, @unchecked Sendable {
     private struct State {
         var present: [Bool]
         var inflight: [Int: Fetch] = [:]
-        /// Counts evictions, so a reader can tell its chunks stayed while it copied them.
-        var evictions: UInt64 = 0
+        /// Readers copying or splicing from a chunk: the cache does not drop it meanwhile.
+        var pins: [Int: Int] = [:]
         var lastChunk = -1
         /// Until when (CLOCK_MONOTONIC ns) reads that need the network fail at once.
         var stalledUntil: UInt64 = 0
@@ -70,28 +70,55 @@ final class HTTPImage: RemoteImage, @unchecked Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int {
         guard offset < byteCount, buffer.count > 0 else { return 0 }
         let count = Int(min(UInt64(buffer.count), byteCount - offset))
-        let first = Int(offset / UInt64(Self.chunkSize))
-        let last = Int((offset + UInt64(count) - 1) / UInt64(Self.chunkSize))
+        let chunks = try pin(at: offset, count: count)
+        defer { unpin(chunks) }
+        try copy(into: buffer, count: count, at: offset)
+        return count
+    }
+
+    /// The bytes in the cache file, pinned there until the lease ends (a reply splices them).
+    func lease(at offset: UInt64, count: Int) throws(MediumError) -> ByteLease? {
+        guard count > 0, offset < byteCount, UInt64(count) <= byteCount - offset else { return nil }
+        let chunks = try pin(at: offset, count: count)
+        return ByteLease(descriptor: cacheFD, offset: offset) { [self] in unpin(chunks) }
+    }
+
+    /// Fetches the chunks that hold `count` bytes at `offset` (or waits for the fetches under
+    /// way) and pins them in the cache file; the caller unpins them.
+    private func pin(at offset: UInt64, count: Int) throws(MediumError) -> ClosedRange<Int> {
+        let chunks = Int(offset / UInt64(Self.chunkSize))...Int((offset + UInt64(count) - 1) / UInt64(Self.chunkSize))
         let deadline = monotonicNanos() + UInt64(source.readTimeout * 1e9)
         for _ in 0..<8 {
-            let (waits, started, evictions, sequential) = try plan(first...last)
+            let (waits, started, sequential) = try plan(chunks)
             for fetch in started { run(fetch.1, chunk: fetch.0, deadline: deadline, attempt: 0) }
             for fetch in waits { try wait(fetch, until: deadline) }
-            try copy(into: buffer, count: count, at: offset)
-            let intact = state.withLock { s in s.evictions == evictions || (first...last).allSatisfy { s.present[$0] } }
-            guard intact else { continue }   // a chunk was dropped while copying: fetch it again
-            source.cache.used(self, chunks: first...last, hit: waits.isEmpty)
-            if sequential { readAhead(after: last) }
-            return count
+            let pinned = state.withLock { s in
+                guard chunks.allSatisfy({ s.present[$0] }) else { return false }
+                for c in chunks { s.pins[c, default: 0] += 1 }
+                return true
+            }
+            guard pinned else { continue }   // dropped again before it could be pinned: fetch it again
+            source.cache.used(self, chunks: chunks, hit: waits.isEmpty)
+            if sequential { readAhead(after: chunks.upperBound) }
+            return chunks
         }
         throw MediumError(reason: "\(url): the block cache is too small for the reads in flight", sense: .becomingReady)
     }
 
-    /// Under the lock: which fetches the read waits for, which it starts, the eviction count
-    /// to compare after copying, and whether it follows the previous read.
-    private func plan(_ chunks: ClosedRange<Int>) throws(MediumError) -> ([Fetch], [(Int, Fetch)], UInt64, Bool) {
+    private func unpin(_ chunks: ClosedRange<Int>) {
+        state.withLock { s in
+            for c in chunks {
+                let left = (s.pins[c] ?? 1) - 1
+                s.pins[c] = left > 0 ? left : nil
+            }
+        }
+    }
+
+    /// Under the lock: which fetches the read waits for, which it starts, and whether it
+    /// follows the previous read.
+    private func plan(_ chunks: ClosedRange<Int>) throws(MediumError) -> ([Fetch], [(Int, Fetch)], Bool) {
         let now = monotonicNanos()
-        return try state.withLock { (s: inout State) throws(MediumError) -> ([Fetch], [(Int, Fetch)], UInt64, Bool) in
+        return try state.withLock { (s: inout State) throws(MediumError) -> ([Fetch], [(Int, Fetch)], Bool) in
             if let why = s.changeReason { throw MediumError(reason: why) }
             var waits: [Fetch] = []
             var started: [(Int, Fetch)] = []
@@ -107,7 +134,7 @@ final class HTTPImage: RemoteImage, @unchecked Sendable {
             }
             let sequential = chunks.lowerBound == s.lastChunk || chunks.lowerBound == s.lastChunk + 1
             s.lastChunk = chunks.upperBound
-            return (waits, started, s.evictions, sequential)
+            return (waits, started, sequential)
         }
     }
 
@@ -228,14 +255,17 @@ final class HTTPImage: RemoteImage, @unchecked Sendable {
         fetch.finish(error)
     }
 
-    /// The cache dropped `chunk` (called under the cache's lock): punch it out of the file.
-    func forget(chunk: Int) {
+    /// The cache drops `chunk` (called under the cache's lock): punches it out of the file,
+    /// unless a reader holds it pinned (then false, and it stays). The hole is made under the
+    /// image's lock, so that a fetch of the same chunk cannot land first and be punched out.
+    func forget(chunk: Int) -> Bool {
         state.withLock { s in
+            guard s.pins[chunk] == nil else { return false }
             s.present[chunk] = false
-            s.evictions += 1
+            let start = off_t(chunk) * off_t(Self.chunkSize)
+            _ = vmfs_punch_hole(cacheFD, Int64(start), Int64(Self.chunkSize))
+            return true
         }
-        let start = off_t(chunk) * off_t(Self.chunkSize)
-        _ = vmfs_punch_hole(cacheFD, Int64(start), Int64(Self.chunkSize))
     }
 }
 

@@ -14,6 +14,33 @@ public protocol BlockSource: AnyObject, Sendable {
     func validate() throws(MediumError)
     /// Copies bytes at `offset` into `buffer`; returns how many (short only at end of medium).
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int
+    /// For zero-copy (splice) callers: a descriptor that holds the medium's `length` bytes at
+    /// `offset`, and where, kept there until the lease ends; nil when there is none (callers
+    /// copy with `read`). The default is `fileDescriptor` at the same offset, with nothing to end.
+    func lease(offset: UInt64, length: Int) throws(MediumError) -> ByteLease?
+}
+
+extension BlockSource {
+    public func lease(offset: UInt64, length: Int) throws(MediumError) -> ByteLease? {
+        fileDescriptor.map { ByteLease(descriptor: $0, offset: offset) }
+    }
+}
+
+/// Bytes of a medium held in a descriptor for as long as a reply reads them (see
+/// `BlockSource.lease`): a cache may not drop them before `end()`.
+public struct ByteLease: Sendable {
+    public let descriptor: Int32
+    public let offset: UInt64
+    private let release: (@Sendable () -> Void)?
+
+    public init(descriptor: Int32, offset: UInt64, release: (@Sendable () -> Void)? = nil) {
+        self.descriptor = descriptor
+        self.offset = offset
+        self.release = release
+    }
+
+    /// Lets the holder drop the bytes again. Call once, after the last read of the descriptor.
+    public func end() { release?() }
 }
 
 /// A failure of a medium's backing. `sense` is what the guest sees (03/11/00 by default).
@@ -88,7 +115,7 @@ public struct Medium: Sendable {
 ///
 /// `length` bytes at `offset` exist in the source; `zeroFill` zero bytes follow them (the short
 /// last block of a medium whose size is not a multiple of 2048). A zero-copy caller splices
-/// `length` bytes from `source.fileDescriptor` at `offset` and appends `zeroFill` zeros.
+/// `length` bytes from a `source.lease` of them and appends `zeroFill` zeros.
 public struct BlockRange: Sendable {
     public let source: any BlockSource
     /// Byte offset in the source.

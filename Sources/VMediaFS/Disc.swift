@@ -180,15 +180,26 @@ final class EmulatorSectorReader: SectorReader, @unchecked Sendable {
     }
 }
 
-/// Answers a read with `length` bytes from `skip` into a READ's blocks: by splice from the
-/// image's descriptor when they lie inside the image, else by copying (a short last block
-/// is completed with zeros). Used by `disc` and `contents/` alike.
+/// Answers a read with `length` bytes from `skip` into a READ's blocks: by splice from a
+/// lease of them (the image's descriptor; a URL image's cache file) when they lie inside the
+/// image, else by copying (a short last block is completed with zeros). Used by `disc` and
+/// `contents/` alike.
 func replyBlocks(_ range: BlockRange, skip: Int, length: Int, reply: consuming DataReply) {
     // The source owns the descriptor the reply splices from: keep it alive until the
     // reply is sent, or a concurrent eject could close it and an insert reuse its number.
     defer { withExtendedLifetime(range.source) {} }
-    if skip + length <= range.length, let fd = range.source.fileDescriptor {
-        return reply.data(.file(descriptor: fd, offset: range.offset + UInt64(skip), length: length))
+    if skip + length <= range.length {
+        let lease: ByteLease?
+        do throws(MediumError) {
+            lease = try range.source.lease(offset: range.offset + UInt64(skip), length: length)
+        } catch {
+            return reply.fail(EIO)
+        }
+        if let lease {
+            // The reply reads the descriptor before it returns; only then may the bytes go.
+            defer { lease.end() }
+            return reply.data(.file(descriptor: lease.descriptor, offset: lease.offset, length: length))
+        }
     }
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: range.count, alignment: 4096)
     defer { buffer.deallocate() }

@@ -67,6 +67,14 @@ public protocol RemoteImage: AnyObject, Sendable {
     /// were loaded (another validator or size, no range support).
     var changeReason: String? { get }
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int
+    /// The `count` bytes at `offset` held in a local file for a zero-copy reply, fetched
+    /// first if need be (as `read` would), and kept there until the lease ends; nil when the
+    /// image has no such file (callers copy with `read`).
+    func lease(at offset: UInt64, count: Int) throws(MediumError) -> ByteLease?
+}
+
+extension RemoteImage {
+    public func lease(at offset: UInt64, count: Int) throws(MediumError) -> ByteLease? { nil }
 }
 
 /// Where URL media come from: the daemon's `--media-url` prefixes and its HTTP client.
@@ -182,18 +190,18 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    public func lease(offset: UInt64, length: Int) throws(MediumError) -> ByteLease? {
+        switch backing {
+        case .descriptor(let fd): return ByteLease(descriptor: fd, offset: offset)
+        case .remote(let image): return try remote(image) { () throws(MediumError) in try image.lease(at: offset, count: length) }
+        }
+    }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MediumError) -> Int {
         let fd: Int32
         switch backing {
         case .descriptor(let d): fd = d
-        case .remote(let image):
-            do {
-                return try image.read(into: buffer, at: offset)
-            } catch {
-                // A response that showed the image changed: fail every later read, and say why once.
-                if image.changeReason != nil { try validate(forcingPathCheck: false) }
-                throw error
-            }
+        case .remote(let image): return try remote(image) { () throws(MediumError) in try image.read(into: buffer, at: offset) }
         }
         var done = 0
         while done < buffer.count {
@@ -206,6 +214,17 @@ public final class ImageSource: BlockSource, @unchecked Sendable {
             done += n
         }
         return done
+    }
+
+    /// Runs a read of a URL image; a failure whose response showed the image changed fails
+    /// every later read too, and says why once.
+    private func remote<T>(_ image: any RemoteImage, _ body: () throws(MediumError) -> T) throws(MediumError) -> T {
+        do {
+            return try body()
+        } catch {
+            if image.changeReason != nil { try validate(forcingPathCheck: false) }
+            throw error
+        }
     }
 }
 

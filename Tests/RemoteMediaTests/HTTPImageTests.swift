@@ -150,6 +150,29 @@ final class HTTPImageTests: XCTestCase {
         XCTAssertEqual(server.requests.filter { $0 == "GET /d.iso bytes=0-1048575" }.count, 2, "chunk 0 was dropped and fetched again")
     }
 
+    /// A reply splices from the cache file after the lease is taken: a chunk leased meanwhile
+    /// must not be punched out by the cache, however old it is, until the lease ends.
+    func testALeasedChunkStaysInTheCacheFileUntilTheLeaseEnds() throws {
+        let bytes = try serve("l.iso", size: 4 << 20)
+        let s = try source(cacheBytes: 2 << 20, readahead: 0)
+        let image = try s.open(server.url("l.iso"), timeout: 5)
+        let lease = try XCTUnwrap(try image.lease(at: 10, count: 100))
+        func leased() -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: 100)
+            let n = out.withUnsafeMutableBytes { pread(lease.descriptor, $0.baseAddress!, 100, off_t(lease.offset)) }
+            return n == 100 ? out : []
+        }
+        XCTAssertEqual(leased(), Array(bytes[10..<110]))
+        for chunk in 1..<4 { _ = try read(image, UInt64(chunk << 20), 100) }   // each arrival drops the oldest chunk it may
+        XCTAssertEqual(leased(), Array(bytes[10..<110]), "the leased chunk was not punched out")
+        XCTAssertLessThanOrEqual(s.cacheStatistics.bytes, 2 << 20, "the chunks after it went instead")
+        lease.end()
+        _ = try read(image, 1 << 20, 100)   // fetched again: now chunk 0, the oldest, may go
+        XCTAssertEqual(try read(image, 10, 100), Array(bytes[10..<110]))
+        XCTAssertEqual(server.requests.filter { $0 == "GET /l.iso bytes=0-1048575" }.count, 2, "chunk 0 dropped once its lease ended: \(server.requests)")
+        XCTAssertNil(try image.lease(at: UInt64(bytes.count) - 10, count: 20), "no lease past the end: callers copy")
+    }
+
     func testServersThatCannotServeAnImageAreRefusedAtInsert() throws {
         try serve("e.iso", size: 10000)
         let s = try source()
