@@ -6,6 +6,7 @@ set -euo pipefail
 # Usage: Benchmarks/ctxt-switches.sh
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/.build/release/vmediafs
+command -v fio >/dev/null || apt-get install -y fio >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y fio >/dev/null; }
 [[ -x $BIN ]] || (cd "$ROOT" && PATH=/opt/swift/usr/bin:$PATH swift build -c release --product vmediafs >&2)
 P=/sys/module/fuse/parameters/enable_uring
 was=$(cat "$P")

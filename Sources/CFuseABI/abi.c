@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <linux/io_uring.h>
 #include <pthread.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -63,8 +64,22 @@ struct vmfs_ring {
     void *sq_map, *cq_map;
     size_t sq_len, cq_len, sqes_len;
     pthread_mutex_t lock;            // submissions
-    pthread_mutex_t cq_lock;         // taking completions (several threads wait on one ring)
+    pthread_mutex_t cq_lock;         // taking completions
+    int deferred;                    // entries queued without io_uring_enter (atomic)
 };
+
+// The ring whose waiter this thread is, and the waiter's generation (0: none).
+static __thread struct vmfs_ring *vmfs_waiter_ring;
+static __thread uint64_t vmfs_waiter_generation;
+
+void vmfs_ring_set_waiter(struct vmfs_ring *r, uint64_t generation) {
+    vmfs_waiter_ring = r;
+    vmfs_waiter_generation = generation;
+}
+
+uint64_t vmfs_ring_waiter_generation(struct vmfs_ring *r) {
+    return vmfs_waiter_ring == r ? vmfs_waiter_generation : 0;
+}
 
 struct vmfs_ring *vmfs_ring_create(unsigned entries) {
     struct io_uring_params p;
@@ -135,7 +150,7 @@ struct vmfs_fuse_uring_cmd_req {
 };
 
 int vmfs_ring_fuse_cmd(struct vmfs_ring *r, int dev, uint32_t cmd_op, uint16_t qid, uint64_t commit_id,
-                       const struct iovec *buffers, uint64_t user_data) {
+                       const struct iovec *buffers, uint64_t user_data, int defer) {
     pthread_mutex_lock(&r->lock);
     unsigned head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
     unsigned tail = *r->sq_tail;
@@ -154,6 +169,11 @@ int vmfs_ring_fuse_cmd(struct vmfs_ring *r, int dev, uint32_t cmd_op, uint16_t q
     req->commit_id = commit_id;
     r->sq_array[index] = index;
     __atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+    if (defer) {
+        __atomic_store_n(&r->deferred, 1, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
     int rc;
     do {
         rc = (int)syscall(__NR_io_uring_enter, r->fd, 1, 0, 0, NULL, 0);
@@ -162,6 +182,23 @@ int vmfs_ring_fuse_cmd(struct vmfs_ring *r, int dev, uint32_t cmd_op, uint16_t q
     pthread_mutex_unlock(&r->lock);
     return e;
 }
+
+// Submits whatever entries were queued without entering the kernel, and, with `wait`,
+// waits for at least one completion in the same system call.
+static int vmfs_ring_enter(struct vmfs_ring *r, int wait) {
+    unsigned submit = __atomic_exchange_n(&r->deferred, 0, __ATOMIC_ACQ_REL) ? r->sq_entries : 0;
+    if (!submit && !wait) return 0;
+    int rc = (int)syscall(__NR_io_uring_enter, r->fd, submit, wait ? 1 : 0, wait ? IORING_ENTER_GETEVENTS : 0, NULL, 0);
+    if (rc < 0) {
+        int e = errno;
+        // The entries may not have gone in: leave them for the next enter.
+        if (submit) __atomic_store_n(&r->deferred, 1, __ATOMIC_RELEASE);
+        return e == EINTR ? 0 : -e;
+    }
+    return 0;
+}
+
+int vmfs_ring_flush(struct vmfs_ring *r) { return vmfs_ring_enter(r, 0); }
 
 int vmfs_ring_wait(struct vmfs_ring *r, uint64_t *user_data, int32_t *result) {
     for (;;) {
@@ -174,12 +211,22 @@ int vmfs_ring_wait(struct vmfs_ring *r, uint64_t *user_data, int32_t *result) {
             *result = cqe->res;
             __atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
             pthread_mutex_unlock(&r->cq_lock);
+            // Answers queued by this thread go in before the next request is served (on an
+            // error they stay queued for the next enter).
+            vmfs_ring_enter(r, 0);
             return 0;
         }
         pthread_mutex_unlock(&r->cq_lock);
-        int rc = (int)syscall(__NR_io_uring_enter, r->fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
-        if (rc < 0 && errno != EINTR) return -errno;
+        int rc = vmfs_ring_enter(r, 1);
+        if (rc < 0 && rc != -EBUSY) return rc;
     }
+}
+
+int vmfs_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 int vmfs_possible_cpus(void) {

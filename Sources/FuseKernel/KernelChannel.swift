@@ -23,6 +23,8 @@ final class KernelChannel: @unchecked Sendable {
     private let pipes = Mutex<[SplicePipe]>([])
     /// The io_uring queues, once started (kept alive here for the connection's life).
     var ringQueues: [RingQueue] = []
+    /// Hands a queue to a new waiter when a request holds the old one (io_uring only).
+    var ringWatchdog: RingWatchdog?
     /// Passthrough backing ids by inode, with how many open handles use each, and the inode
     /// of each such handle; from the first OPEN to the last RELEASE.
     private let backing = Mutex(BackingFiles())

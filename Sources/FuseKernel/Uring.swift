@@ -1,5 +1,7 @@
 import CFuseABI
 import Glibc
+import Dispatch
+import Synchronization
 
 // FUSE over io_uring (Linux 6.14+): after INIT, each CPU's queue gets entries, each a header
 // buffer and a payload buffer registered with the kernel through an io_uring command. A
@@ -89,13 +91,20 @@ final class RingEntry: @unchecked Sendable {
     }
 }
 
-/// One CPU's queue: an io_uring instance, its entries, and the threads that take its
-/// completions (more than one, so that a slow request does not hold up the others).
+/// One CPU's queue: an io_uring instance, its entries, and the one thread that waits on its
+/// completions. The waiter serves each request itself and, answering it, only queues the
+/// commit, which goes in with the system call that waits for the next request: one wake-up
+/// and one system call per request. A request that holds the waiter longer than
+/// `RingWatchdog.stuckAfter` gets the queue a new waiter (`handOffIfStuck`), so that one slow
+/// request does not hold up the others; the old thread parks once its request is answered.
 final class RingQueue: @unchecked Sendable {
     let qid: UInt16
     let ring: OpaquePointer
     unowned let channel: KernelChannel
     private(set) var entries: [RingEntry] = []
+    /// The waiter's generation (high 32 bits) and, while it serves a request, the monotonic
+    /// millisecond (low 32 bits, never 0) it took it; the low bits are 0 while it waits.
+    private let state = Atomic<UInt64>(1 << 32)
 
     init?(qid: UInt16, depth: Int, payloadCapacity: Int, channel: KernelChannel) {
         guard let r = vmfs_ring_create(UInt32(depth * 2)) else { return nil }
@@ -105,26 +114,158 @@ final class RingQueue: @unchecked Sendable {
         entries = (0..<depth).map { RingEntry(queue: self, index: $0, payloadCapacity: payloadCapacity) }
     }
 
+    /// Submits an entry's command. A commit made by the queue's current waiter is only
+    /// queued: the waiter submits it when it next waits (or, handed off, before it ends).
     func submit(_ entry: RingEntry, command: UInt32) {
-        let rc = vmfs_ring_fuse_cmd(ring, channel.fd, command, qid, entry.commitID, entry.buffers, UInt64(entry.index))
+        let mine = vmfs_ring_waiter_generation(ring)
+        let deferred = command == VMFS_FUSE_IO_URING_CMD_COMMIT_AND_FETCH && mine != 0
+            && mine == state.load(ordering: .acquiring) >> 32
+        let rc = vmfs_ring_fuse_cmd(ring, channel.fd, command, qid, entry.commitID, entry.buffers, UInt64(entry.index), deferred ? 1 : 0)
         if rc < 0 { channel.log("io_uring queue \(qid): command \(command) failed: \(String(cString: strerror(-rc)))") }
     }
 
-    /// Takes completions until the connection ends.
-    func serve() {
+    /// Threads that were handed off and have answered their request, parked until a queue
+    /// needs a new waiter. They stay alive: io_uring cancels the commands a thread submitted
+    /// when that thread exits, and these submitted the commits that hold this queue's entries.
+    private let spares = Mutex<[Spare]>([])
+    private final class Spare: @unchecked Sendable {
+        let wake = DispatchSemaphore(value: 0)
+        var generation: UInt64 = 0
+    }
+
+    /// Gets the queue a waiter of `generation`: a parked thread if there is one, else a new one.
+    func startWaiter(generation: UInt64) -> Bool {
+        if let spare = spares.withLock({ $0.popLast() }) {
+            spare.generation = generation
+            spare.wake.signal()
+            return true
+        }
+        final class Start { let queue: RingQueue; let generation: UInt64; init(_ q: RingQueue, _ g: UInt64) { queue = q; generation = g } }
+        let start = Unmanaged.passRetained(Start(self, generation)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            let s = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            s.queue.run(generation: s.generation)
+            return nil
+        }, start)
+        guard rc == 0 else {
+            Unmanaged<Start>.fromOpaque(start).release()
+            channel.log("io_uring queue \(qid): no thread for a new waiter: \(String(cString: strerror(rc)))")
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+
+    /// A waiter thread's life: it serves as the waiter of `generation`; handed off, it parks
+    /// until the queue needs a waiter again. It ends only with the connection.
+    private func run(generation: UInt64) {
+        // On the queue's own CPU, where its requests come from (if this process may run there).
+        _ = vmfs_pin_to_cpu(Int32(qid))
+        var generation = generation
+        while serve(generation: generation) {
+            let me = Spare()
+            spares.withLock { $0.append(me) }
+            while me.wake.wait(timeout: .now() + 1) == .timedOut {
+                if channel.exiting.load(ordering: .relaxed) { return }
+            }
+            generation = me.generation
+        }
+    }
+
+    /// Takes completions as the waiter of `generation` until the connection ends (false) or
+    /// another thread takes its place (true).
+    private func serve(generation: UInt64) -> Bool {
+        vmfs_ring_set_waiter(ring, generation)
+        defer { vmfs_ring_set_waiter(nil, 0) }
         while !channel.exiting.load(ordering: .relaxed) {
             var data: UInt64 = 0
             var result: Int32 = 0
-            guard vmfs_ring_wait(ring, &data, &result) == 0 else { return }
+            guard vmfs_ring_wait(ring, &data, &result) == 0 else { return false }
             guard result >= 0, Int(data) < entries.count else {
                 // -ENOTCONN/-ECANCELED at the end of the connection; anything else is logged.
-                if result != -ENOTCONN && result != -ECANCELED && result != -ENODEV {
-                    channel.log("io_uring queue \(qid): an entry ended with \(String(cString: strerror(-result)))")
+                if result != -ENOTCONN && result != -ECANCELED && result != -ENODEV || channel.debug {
+                    channel.log("io_uring queue \(qid): an entry ended with \(String(cString: strerror(-result))); the queue's waiter stops")
                 }
-                return
+                return false
             }
+            let busy = generation << 32 | RingWatchdog.now()
+            state.store(busy, ordering: .releasing)
             let entry = entries[Int(data)]
             channel.dispatch(entry.request(), entry: entry)
+            if !state.compareExchange(expected: busy, desired: generation << 32, ordering: .acquiringAndReleasing).exchanged {
+                // Handed off while serving: the new waiter has the queue. A commit this thread
+                // queued before it knew goes in now.
+                vmfs_ring_set_waiter(nil, 0)
+                _ = vmfs_ring_flush(ring)
+                channel.ringWatchdog?.handedOffEnded()
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Gives the queue a new waiter if the current one has served one request for at least
+    /// `limit` milliseconds. Returns whether it did.
+    func handOffIfStuck(now: UInt64, limit: UInt64) -> Bool {
+        let s = state.load(ordering: .acquiring)
+        let since = s & 0xffff_ffff
+        guard since != 0, (now &- since) & 0xffff_ffff >= limit else { return false }
+        let next = ((s >> 32) &+ 1) & 0xffff_ffff
+        let generation = next == 0 ? 1 : next
+        guard state.compareExchange(expected: s, desired: generation << 32, ordering: .acquiringAndReleasing).exchanged else { return false }
+        if !startWaiter(generation: generation) {
+            // No thread: the old waiter cannot know, so it keeps the queue when it is done.
+            state.store(s & ~0xffff_ffff, ordering: .releasing)
+            return false
+        }
+        return true
+    }
+}
+
+/// Watches the queues' waiters for requests that hold them (`RingQueue.handOffIfStuck`).
+/// It wakes every `tick` milliseconds while the connection lasts.
+final class RingWatchdog: @unchecked Sendable {
+    static let stuckAfter: UInt64 = 20
+    static let tick: UInt32 = 10
+    /// At most this many handed-off threads at once; past it a slow request keeps its queue.
+    static let maxHandedOff = 256
+    private let queues: [RingQueue]
+    private unowned let channel: KernelChannel
+    private let handedOff = Atomic<Int>(0)
+    let handOffs = Atomic<Int>(0)
+
+    init(queues: [RingQueue], channel: KernelChannel) {
+        self.queues = queues
+        self.channel = channel
+    }
+
+    /// The monotonic clock in milliseconds, truncated to 32 bits and never 0.
+    static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        let ms = (UInt64(t.tv_sec) &* 1000 &+ UInt64(t.tv_nsec) / 1_000_000) & 0xffff_ffff
+        return ms == 0 ? 1 : ms
+    }
+
+    func handedOffEnded() { handedOff.subtract(1, ordering: .relaxed) }
+
+    func run() {
+        var warned = false
+        while !channel.exiting.load(ordering: .relaxed) {
+            usleep(Self.tick * 1000)
+            let now = Self.now()
+            for queue in queues {
+                guard handedOff.load(ordering: .relaxed) < Self.maxHandedOff else {
+                    if !warned { channel.log("io_uring: \(Self.maxHandedOff) requests hold their threads; slow requests now hold their queues"); warned = true }
+                    break
+                }
+                if queue.handOffIfStuck(now: now, limit: Self.stuckAfter) {
+                    handedOff.add(1, ordering: .relaxed)
+                    handOffs.add(1, ordering: .relaxed)
+                    if channel.debug { channel.log("io_uring queue \(queue.qid): a request held its waiter for \(Self.stuckAfter) ms; a new waiter took the queue") }
+                }
+            }
         }
     }
 }
@@ -145,14 +286,18 @@ extension KernelChannel {
         ringQueues = queues
         for queue in queues {
             for entry in queue.entries { queue.submit(entry, command: VMFS_FUSE_IO_URING_CMD_REGISTER) }
-            for _ in 0..<2 {
-                var thread = pthread_t()
-                _ = pthread_create(&thread, nil, { raw in
-                    Unmanaged<RingQueue>.fromOpaque(raw!).takeUnretainedValue().serve()
-                    return nil
-                }, Unmanaged.passUnretained(queue).toOpaque())
-                pthread_detach(thread)
-            }
+            _ = queue.startWaiter(generation: 1)
+        }
+        let watchdog = RingWatchdog(queues: queues, channel: self)
+        ringWatchdog = watchdog
+        var thread = pthread_t()
+        if pthread_create(&thread, nil, { raw in
+            Unmanaged<RingWatchdog>.fromOpaque(raw!).takeUnretainedValue().run()
+            return nil
+        }, Unmanaged.passUnretained(watchdog).toOpaque()) == 0 {
+            pthread_detach(thread)
+        } else {
+            log("io_uring: no watchdog thread; a slow request holds its queue")
         }
         if debug { log("io_uring: \(queues.count) queues of 16 entries registered") }
     }

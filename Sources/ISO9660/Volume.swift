@@ -225,7 +225,8 @@ public final class Volume: Sendable {
         }
         try state.withLock { state in
             guard cost <= directoryBudget - state.directoryBytesRead else {
-                throw DiscFormatError(.limitExceeded, "listing \(name.isEmpty ? "the root" : name) would read more than \(directoryBudget) bytes of directories in all, more than the disc holds: its directories overlap")
+                let why = directoryBudget == disc.byteCount ? "more than the disc holds: its directories overlap" : "the volume's directory budget"
+                throw DiscFormatError(.limitExceeded, "listing \(name.isEmpty ? "the root" : name) would read more than \(directoryBudget) bytes of directories in all, \(why)")
             }
             state.directoryBytesRead += cost
         }

@@ -125,7 +125,7 @@ final class IoUringTests: MountTestCase {
     private static let parameter = "/sys/module/fuse/parameters/enable_uring"
     private var previous: String?
 
-    override var daemonArguments: [String] { ["-o", "io_uring", "-d"] }
+    override var daemonArguments: [String] { ["-o", "io_uring,open_timeout=5", "-d"] }
 
     override func setUpWithError() throws {
         previous = readText(Self.parameter)?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -159,5 +159,54 @@ final class IoUringTests: MountTestCase {
         XCTAssertEqual(writeErrno(mediaFile, "/nonexistent.iso"), ENOENT, "errors come back over the ring too")
         let onRing = fx.logText.split(separator: "\n").filter { $0.contains("(io_uring queue ") }.count
         XCTAssertGreaterThan(onRing, 20, "requests came over the queues")
+    }
+
+    func testARequestThatWaitsDoesNotHoldItsQueue() throws {
+        XCTAssertTrue(eventually { self.fx.logText.contains("queues of 16 entries registered") })
+        // A second vmediafs, stopped: an insert of a path inside it waits in the request that
+        // writes `media` until open_timeout (5 s here) answers it EIO.
+        let other = try MountFixture()
+        try other.start()
+        defer { if let p = other.daemon { kill(p.processIdentifier, SIGCONT) }; other.destroy() }
+        XCTAssertEqual(mkdir(other.path("guests/x"), 0o755), 0)
+        makeDrive("aix01", "cd1")
+        let iso = try fx.makeISO("a.iso", files: ["a.txt": "ring\n"])
+        let cd1 = fx.path("guests/aix01/cd1")
+        func handOffs() -> Int { fx.logText.components(separatedBy: "a new waiter took the queue").count - 1 }
+        // Requests on CPU 0 first, so that the waiter about to be held has committed its
+        // queue's entries.
+        XCTAssertEqual(sh("taskset -c 0 bash -c 'for i in $(seq 20); do cat \(cd1)/status; done' | grep -c state=").out, "20\n")
+        kill(other.daemon!.processIdentifier, SIGSTOP)
+        // Three times: the later hand-offs take the threads the earlier ones parked.
+        for round in 1...3 {
+            // Through commands with timeouts, so that a queue that stopped fails the test
+            // instead of holding it.
+            XCTAssertEqual(sh("mkdir '\(fx.path("guests/aix01/w\(round)"))'", timeout: 10).status, 0)
+            // The kernel puts a request on the queue of the CPU its caller runs on: the stuck
+            // writer and the requests after it all run on CPU 0, so they share one queue.
+            let (writer, writerErr) = background("taskset -c 0 bash -c \"echo '\(other.path("guests/x/status"))' > '\(fx.path("guests/aix01/w\(round)/media"))'\"")
+            defer { if writer.isRunning { kill(writer.processIdentifier, SIGKILL) } }
+            XCTAssertTrue(eventually(10) { handOffs() >= round }, "round \(round): the watchdog handed the queue on")
+            for cpu in [0, 1] {
+                XCTAssertTrue(sh("taskset -c \(cpu) cat '\(cd1)/status'", timeout: 10).out.contains("state="), "round \(round), CPU \(cpu)")
+            }
+            XCTAssertEqual(sh("taskset -c 0 bash -c \"echo '\(iso)' > '\(cd1)/media'\"", timeout: 10).status, 0)
+            XCTAssertEqual(sh("taskset -c 0 cmp '\(iso)' '\(cd1)/disc'", timeout: 10).status, 0)
+            XCTAssertEqual(sh("taskset -c 0 cat '\(cd1)/contents/a.txt'", timeout: 10).out, "ring\n")
+            XCTAssertTrue(writer.isRunning, "round \(round): all of that was served while the insert still waited")
+            // The held request is answered (EIO at the open timeout), over the ring.
+            XCTAssertTrue(eventually(20) { !writer.isRunning }, "round \(round): the held insert was answered")
+            XCTAssertTrue((readText(writerErr) ?? "").contains("Input/output error"))
+            // The thread that held it is parked, not gone: had it ended, io_uring would have
+            // cancelled the entries it committed and the queue would stop taking requests.
+            usleep(300_000)
+            for _ in 0..<20 {
+                guard sh("taskset -c 0 cat '\(cd1)/contents/a.txt'", timeout: 10).out == "ring\n" else {
+                    return XCTFail("round \(round): the queue stopped serving")
+                }
+            }
+            XCTAssertEqual(sh("taskset -c 0 truncate -s 0 '\(cd1)/media'", timeout: 10).status, 0, "eject for the next round")
+        }
+        XCTAssertFalse(fx.logText.contains("the queue's waiter stops"), "no queue lost its waiter")
     }
 }

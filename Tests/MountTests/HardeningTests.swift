@@ -7,17 +7,6 @@ import XCTest
 final class HardeningTests: MountTestCase {
     override var daemonArguments: [String] { ["-o", "allow_other,open_timeout=3"] }
 
-    /// Starts a bash command in the background; returns it and the file its stderr goes to.
-    private func background(_ command: String) -> (Process, String) {
-        let err = fx.root + "/bg-\(UUID().uuidString).err"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", command + " 2> '\(err)'"]
-        p.standardInput = FileHandle.nullDevice
-        try? p.run()
-        return (p, err)
-    }
-
     func testAFIFOIsRefusedAtOnceAndTheMountKeepsServing() throws {
         makeDrive()
         let fifo = fx.media + "/f.iso"

@@ -64,13 +64,27 @@ struct vmfs_ring *vmfs_ring_create(unsigned entries);
 void vmfs_ring_destroy(struct vmfs_ring *ring);
 
 /// Queues one FUSE uring command (REGISTER or COMMIT_AND_FETCH) for queue `qid` on the
-/// /dev/fuse descriptor `dev`, with the entry's two buffers, and submits it. Returns 0 or
-/// -errno.
+/// /dev/fuse descriptor `dev`, with the entry's two buffers, and submits it; with `defer`,
+/// only queues it, for the next `vmfs_ring_wait` or `vmfs_ring_flush` to submit. Returns 0
+/// or -errno.
 int vmfs_ring_fuse_cmd(struct vmfs_ring *ring, int dev, uint32_t cmd_op, uint16_t qid, uint64_t commit_id,
-                       const struct iovec *buffers, uint64_t user_data);
+                       const struct iovec *buffers, uint64_t user_data, int defer);
 
-/// Waits for one completion; returns 0 with its user data and result, or -errno.
+/// Submits what was queued with `defer` and waits for one completion (one system call);
+/// returns 0 with its user data and result, or -errno.
 int vmfs_ring_wait(struct vmfs_ring *ring, uint64_t *user_data, int32_t *result);
+
+/// Submits what was queued with `defer`, without waiting. Returns 0 or -errno.
+int vmfs_ring_flush(struct vmfs_ring *ring);
+
+/// Marks the calling thread as the waiter of `ring`'s queue in `generation` (non-zero), or
+/// as no waiter (NULL, 0); `vmfs_ring_waiter_generation` reads it back for `ring` (0 if the
+/// thread waits on no ring or on another).
+void vmfs_ring_set_waiter(struct vmfs_ring *ring, uint64_t generation);
+uint64_t vmfs_ring_waiter_generation(struct vmfs_ring *ring);
+
+/// Keeps the calling thread on CPU `cpu`; 0 or an errno.
+int vmfs_pin_to_cpu(int cpu);
 
 /// The number of CPUs the kernel may ever have (one FUSE uring queue each).
 int vmfs_possible_cpus(void);
