@@ -3,7 +3,7 @@
 #
 #   Benchmarks/run.sh [--quick] [--only a,b,c,d,e,f] [--markdown FILE] [--keep]
 #
-# Builds the release daemon and the floor (fuse-floor.c) if needed, installs what it needs
+# Builds the release daemon, the floor (fuse-floor.c) and folios.c if needed, installs what it needs
 # (mountscripts/install-deps.sh, then fio, fuseiso, e2fsprogs, genisoimage, gcc), works in its own
 # temporary directory, and always unmounts.
 # Generated test data (the tree, its ISO and ext4 images) is kept in
@@ -56,6 +56,10 @@ PY="python3 $HERE/helpers.py"
 FLOOR=$ROOT/.build/fuse-floor
 if [[ ! -x $FLOOR ]] || [[ $HERE/fuse-floor.c -nt $FLOOR ]]; then
     gcc -O2 -Wall -o "$FLOOR" "$HERE/fuse-floor.c" $(pkg-config --cflags --libs fuse3)
+fi
+FOLIOS=$ROOT/.build/folios
+if [[ ! -x $FOLIOS ]] || [[ $HERE/folios.c -nt $FOLIOS ]]; then
+    gcc -O2 -Wall -o "$FOLIOS" "$HERE/folios.c"
 fi
 
 # ---- work space, mounts, cleanup ---------------------------------------------------------
@@ -132,6 +136,14 @@ iops() {
     done | median | awk '{ printf "%.0f", $1 }'
 }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# folio_note WHAT FILE REFNAME REF: notes how much of each file's page cache is in large
+# folios (Benchmarks/folios.c; the kernel reads a cached file one folio at a time).
+folio_note() {
+    local a b
+    a=$("$FOLIOS" "$2" | awk '{ printf "%d of %d pages (%.0f%%)", $1, $2, $2 ? 100 * $1 / $2 : 0 }')
+    b=$("$FOLIOS" "$4" | awk '{ printf "%d of %d pages (%.0f%%)", $1, $2, $2 ? 100 * $1 / $2 : 0 }')
+    note "$1: page cache in large folios: $a; $3: $b"
+}
 
 # start_vmfs NAME MOUNTPOINT STATE [daemon args]: sets VPID.
 start_vmfs() {
@@ -192,6 +204,7 @@ if want a || want b; then
     if want b; then
         reinsert; cat "$DISC" > /dev/null
         result "(b) seq read, kept cache [MB/s]" "$(mbps_n "$RUNS" "" "$DISC")" "$direct" "image read directly (page cache)"
+        folio_note "(b) disc, kept cache" "$DISC" "the image" "$ISO"
     fi
     if want a; then
         # The same cold read on a second mount with -o disc_io=direct (every read spliced
@@ -292,6 +305,27 @@ if want e; then
         r[$fs,big_cold]=$(mbps_n "$RUNS" "cold_$fs" "$d/big.bin")
         r[$fs,big]=$(mbps_n "$RUNS" "" "$d/big.bin")
     done
+    folio_note "(e) contents/big.bin, warm" "$C/big.bin" "ext4's" "$EXT/big.bin"
+    # The warm walk and read again over io_uring queues, where the kernel has them: every
+    # file's OPEN is a round trip to the daemon, and a queue's waiter runs on the CPU that
+    # asked (the fuse module's enable_uring is set for it and put back after).
+    URING_PARAM=/sys/module/fuse/parameters/enable_uring
+    if [[ -w $URING_PARAM ]]; then
+        uring_was=$(cat "$URING_PARAM"); echo Y > "$URING_PARAM"
+        UMNT=$W/vmfs-uring-e
+        start_vmfs uring-e "$UMNT" "$W/state-uring-e.db" -o io_uring
+        UPID=$VPID
+        mkdir "$UMNT/guests/bench" "$UMNT/guests/bench/cd0"
+        echo "$ISO" > "$UMNT/guests/bench/cd0/media"
+        UC=$UMNT/guests/bench/cd0/contents
+        find "$UC" > /dev/null; tar -C "$UC" -cf - . | cat > /dev/null
+        result "(e) tree walk (find), warm, -o io_uring [ms]" "$(ms "$RUNS" "" "find '$UC'")" "${r[ext4,find]}" "ext4 loop mount (kernel)"
+        result "(e) whole-tree read (tar), warm, -o io_uring [ms]" "$(ms "$RUNS" "" "tar -C '$UC' -cf - . | cat")" "${r[ext4,tar]}" "ext4 loop mount (kernel)"
+        stop_vmfs "$UMNT" "$UPID"
+        echo "$uring_was" > "$URING_PARAM"; uring_was=
+    else
+        note "(e) no FUSE over io_uring in this kernel"
+    fi
     for c in "find_cold|tree walk (find), cold [ms]" "find|tree walk (find), warm [ms]" \
              "stat|stat every entry (find -printf), warm [ms]" "tar_cold|whole-tree read (tar into a pipe), cold [ms]" \
              "tar|whole-tree read (tar into a pipe), warm [ms]" "big_cold|${BIG_MIB} MiB file, cold [MB/s]" \
