@@ -81,6 +81,13 @@ uint64_t vmfs_ring_waiter_generation(struct vmfs_ring *r) {
     return vmfs_waiter_ring == r ? vmfs_waiter_generation : 0;
 }
 
+// Whether this thread lives as long as the connection (see the header).
+static __thread int vmfs_lasting;
+
+void vmfs_thread_mark_lasting(void) { vmfs_lasting = 1; }
+
+int vmfs_thread_is_lasting(void) { return vmfs_lasting; }
+
 struct vmfs_ring *vmfs_ring_create(unsigned entries) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);

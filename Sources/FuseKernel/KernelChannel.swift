@@ -25,6 +25,8 @@ final class KernelChannel: @unchecked Sendable {
     var ringQueues: [RingQueue] = []
     /// Hands a queue to a new waiter when a request holds the old one (io_uring only).
     var ringWatchdog: RingWatchdog?
+    /// Submits the ring commands of threads that may not last (`RingQueue.submit`).
+    var ringSubmitter: RingSubmitter?
     /// Passthrough backing ids by inode, with how many open handles use each, and the inode
     /// of each such handle; from the first OPEN to the last RELEASE.
     private let backing = Mutex(BackingFiles())
@@ -58,6 +60,8 @@ final class KernelChannel: @unchecked Sendable {
 
     /// Reads and serves requests until the connection ends (unmount, abort) or `exiting`.
     func serve() {
+        // A worker ends only with the connection: it may submit io_uring commands.
+        vmfs_thread_mark_lasting()
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 4096)
         defer { buffer.deallocate() }
         while !exiting.load(ordering: .relaxed) {

@@ -174,6 +174,9 @@ public final class FuseSession: @unchecked Sendable {
     /// made it fall back to libfuse.
     public let layer: FuseLayer
 
+    /// The own layer's connection, once mounted (nil on libfuse).
+    var kernelChannel: KernelChannel? { kernel?.channel }
+
     deinit {
         if let handle {
             if mounted { fuse_session_unmount(handle) }

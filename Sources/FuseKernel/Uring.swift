@@ -116,12 +116,21 @@ final class RingQueue: @unchecked Sendable {
 
     /// Submits an entry's command. A commit made by the queue's current waiter is only
     /// queued: the waiter submits it when it next waits (or, handed off, before it ends).
+    /// A thread that may end before the connection does (one of a pool that retires idle
+    /// threads, say, answering a kept `events` read) only queues its command too, and the
+    /// ring's submitter thread submits it: io_uring would cancel the command when the thread
+    /// that submitted it exits, and the queue's waiter would then stop.
     func submit(_ entry: RingEntry, command: UInt32) {
         let mine = vmfs_ring_waiter_generation(ring)
         let deferred = command == VMFS_FUSE_IO_URING_CMD_COMMIT_AND_FETCH && mine != 0
             && mine == state.load(ordering: .acquiring) >> 32
-        let rc = vmfs_ring_fuse_cmd(ring, channel.fd, command, qid, entry.commitID, entry.buffers, UInt64(entry.index), deferred ? 1 : 0)
+        let handOver = !deferred && vmfs_thread_is_lasting() == 0
+        let rc = vmfs_ring_fuse_cmd(ring, channel.fd, command, qid, entry.commitID, entry.buffers, UInt64(entry.index),
+                                    deferred || handOver ? 1 : 0)
         if rc < 0 { channel.log("io_uring queue \(qid): command \(command) failed: \(String(cString: strerror(-rc)))") }
+        if handOver && rc == 0 {
+            if let submitter = channel.ringSubmitter { submitter.kick() } else { _ = vmfs_ring_flush(ring) }
+        }
     }
 
     /// Threads that were handed off and have answered their request, parked until a queue
@@ -140,7 +149,12 @@ final class RingQueue: @unchecked Sendable {
             spare.wake.signal()
             return true
         }
-        final class Start { let queue: RingQueue; let generation: UInt64; init(_ q: RingQueue, _ g: UInt64) { queue = q; generation = g } }
+        // The thread holds the channel (and through it this queue) for as long as it runs: a
+        // session in a process that goes on after it (a test) must not free them under it.
+        final class Start {
+            let queue: RingQueue; let channel: KernelChannel; let generation: UInt64
+            init(_ q: RingQueue, _ g: UInt64) { queue = q; channel = q.channel; generation = g }
+        }
         let start = Unmanaged.passRetained(Start(self, generation)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
@@ -160,6 +174,7 @@ final class RingQueue: @unchecked Sendable {
     /// A waiter thread's life: it serves as the waiter of `generation`; handed off, it parks
     /// until the queue needs a waiter again. It ends only with the connection.
     private func run(generation: UInt64) {
+        vmfs_thread_mark_lasting()
         // On the queue's own CPU, where its requests come from (if this process may run there).
         _ = vmfs_pin_to_cpu(Int32(qid))
         var generation = generation
@@ -220,6 +235,33 @@ final class RingQueue: @unchecked Sendable {
             return false
         }
         return true
+    }
+}
+
+/// Submits, from a thread that lasts as long as the connection, the commands that threads
+/// which may not last have queued (`RingQueue.submit`).
+final class RingSubmitter: @unchecked Sendable {
+    private let queues: [RingQueue]
+    private unowned let channel: KernelChannel
+    private let wake = DispatchSemaphore(value: 0)
+    /// How many times it has submitted for other threads.
+    let rounds = Atomic<Int>(0)
+
+    init(queues: [RingQueue], channel: KernelChannel) {
+        self.queues = queues
+        self.channel = channel
+    }
+
+    func kick() { wake.signal() }
+
+    func run() {
+        vmfs_thread_mark_lasting()
+        while !channel.exiting.load(ordering: .relaxed) {
+            guard wake.wait(timeout: .now() + 1) == .success else { continue }
+            for queue in queues { _ = vmfs_ring_flush(queue.ring) }
+            let n = rounds.add(1, ordering: .relaxed).newValue
+            if channel.debug { channel.log("io_uring: submitted what a passing thread queued (\(n) times so far)") }
+        }
     }
 }
 
@@ -284,21 +326,45 @@ extension KernelChannel {
             queues.append(queue)
         }
         ringQueues = queues
+        let submitter = RingSubmitter(queues: queues, channel: self)
+        ringSubmitter = submitter
+        if !Self.startThread(RingHolder(submitter.run, self)) {
+            ringSubmitter = nil
+            log("io_uring: no submitter thread; answers from passing threads are submitted by those threads")
+        }
         for queue in queues {
             for entry in queue.entries { queue.submit(entry, command: VMFS_FUSE_IO_URING_CMD_REGISTER) }
             _ = queue.startWaiter(generation: 1)
         }
         let watchdog = RingWatchdog(queues: queues, channel: self)
         ringWatchdog = watchdog
-        var thread = pthread_t()
-        if pthread_create(&thread, nil, { raw in
-            Unmanaged<RingWatchdog>.fromOpaque(raw!).takeUnretainedValue().run()
-            return nil
-        }, Unmanaged.passUnretained(watchdog).toOpaque()) == 0 {
-            pthread_detach(thread)
-        } else {
+        if !Self.startThread(RingHolder(watchdog.run, self)) {
             log("io_uring: no watchdog thread; a slow request holds its queue")
         }
         if debug { log("io_uring: \(queues.count) queues of 16 entries registered") }
+    }
+}
+
+/// A ring thread's body and the channel it keeps alive while it runs.
+final class RingHolder {
+    let body: () -> Void
+    let channel: KernelChannel
+    init(_ body: @escaping () -> Void, _ channel: KernelChannel) { self.body = body; self.channel = channel }
+}
+
+extension KernelChannel {
+    /// Runs `holder.body` on a detached thread of its own. Returns whether it started.
+    static func startThread(_ holder: RingHolder) -> Bool {
+        let raw = Unmanaged.passRetained(holder).toOpaque()
+        var thread = pthread_t()
+        guard pthread_create(&thread, nil, { raw in
+            Unmanaged<RingHolder>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, raw) == 0 else {
+            Unmanaged<RingHolder>.fromOpaque(raw).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
     }
 }

@@ -82,6 +82,12 @@ int vmfs_ring_flush(struct vmfs_ring *ring);
 /// thread waits on no ring or on another).
 void vmfs_ring_set_waiter(struct vmfs_ring *ring, uint64_t generation);
 uint64_t vmfs_ring_waiter_generation(struct vmfs_ring *ring);
+/// Marks this thread as one that lives as long as the FUSE connection (a queue's waiter, a
+/// /dev/fuse worker, the ring's submitter). io_uring cancels the commands a thread submitted
+/// when that thread exits, and a FUSE entry's COMMIT_AND_FETCH stays pending until the next
+/// request comes: only such threads may submit one. `vmfs_thread_is_lasting` reads it back.
+void vmfs_thread_mark_lasting(void);
+int vmfs_thread_is_lasting(void);
 
 /// Keeps the calling thread on CPU `cpu`; 0 or an errno.
 int vmfs_pin_to_cpu(int cpu);
