@@ -159,7 +159,8 @@ final class RingQueue: @unchecked Sendable {
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, { raw in
             let s = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-            s.queue.run(generation: s.generation)
+            // Held to the end: ARC may otherwise let `s` (and the channel) go after its last use.
+            withExtendedLifetime(s) { s.queue.run(generation: s.generation) }
             return nil
         }, start)
         guard rc == 0 else {
@@ -358,7 +359,8 @@ extension KernelChannel {
         let raw = Unmanaged.passRetained(holder).toOpaque()
         var thread = pthread_t()
         guard pthread_create(&thread, nil, { raw in
-            Unmanaged<RingHolder>.fromOpaque(raw!).takeRetainedValue().body()
+            let holder = Unmanaged<RingHolder>.fromOpaque(raw!).takeRetainedValue()
+            withExtendedLifetime(holder) { holder.body() }
             return nil
         }, raw) == 0 else {
             Unmanaged<RingHolder>.fromOpaque(raw).release()
