@@ -175,7 +175,13 @@ final class KernelEngine: @unchecked Sendable {
 
     private func abortConnection() {
         guard let connection else { return }
-        let fd = open("/sys/fs/fuse/connections/\(connection)/abort", O_WRONLY)
+        let path = "/sys/fs/fuse/connections/\(connection)/abort"
+        var fd = open(path, O_WRONLY)
+        if fd < 0 && errno == ENOENT {
+            // fusectl is not mounted where no init system did it (a container, a bare VM):
+            // mount it, as systemd does at boot, and try again.
+            if Glibc.mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nil) == 0 { fd = open(path, O_WRONLY) }
+        }
         guard fd >= 0 else { return }
         _ = write(fd, "1", 1)
         close(fd)
