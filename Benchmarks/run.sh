@@ -68,8 +68,8 @@ CACHE=/var/tmp/vmediafs-bench/$( ((QUICK)) && echo quick || echo full )
 PIDS=()
 cleanup() {
     set +e
-    # The fuse module's enable_uring, if the io_uring case set it and did not get to put it back.
-    [[ -n ${uring_was:-} ]] && echo "$uring_was" > /sys/module/fuse/parameters/enable_uring
+    # The fuse module's enable_uring, if an io_uring case set it and did not get to put it back.
+    uring_off
     grep -o " $W/[^ ]*" /proc/mounts | sort -r | while read -r m; do
         fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || fusermount3 -uz "$m"
     done
@@ -140,10 +140,15 @@ rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 # folios (Benchmarks/folios.c; the kernel reads a cached file one folio at a time).
 folio_note() {
     local a b
-    a=$("$FOLIOS" "$2" | awk '{ printf "%d of %d pages (%.0f%%)", $1, $2, $2 ? 100 * $1 / $2 : 0 }')
-    b=$("$FOLIOS" "$4" | awk '{ printf "%d of %d pages (%.0f%%)", $1, $2, $2 ? 100 * $1 / $2 : 0 }')
+    a=$(folio_share "$2") b=$(folio_share "$4")
     note "$1: page cache in large folios: $a; $3: $b"
 }
+folio_share() { "$FOLIOS" "$1" | awk '{ printf "%d of %d pages (%.0f%%)", $1, $2, $2 ? 100 * $1 / $2 : 0 }'; }
+# uring_on: sets the fuse module's enable_uring for an io_uring mount (false if this kernel
+# has no FUSE over io_uring); uring_off puts it back (cleanup does too, if a run stops early).
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_on() { [[ -w $URING_PARAM ]] || return 1; uring_was=$(cat "$URING_PARAM"); echo Y > "$URING_PARAM"; }
+uring_off() { [[ -n ${uring_was:-} ]] && echo "$uring_was" > "$URING_PARAM"; uring_was=; }
 
 # start_vmfs NAME MOUNTPOINT STATE [daemon args]: sets VPID.
 start_vmfs() {
@@ -230,14 +235,12 @@ if want a || want d; then
     # own wire layer, and the own layer with FUSE passthrough (the kernel reads the image).
     # And the own layer over io_uring queues (the fuse module's enable_uring is set for it
     # and put back after).
-    URING_PARAM=/sys/module/fuse/parameters/enable_uring
     for kind in libfuse passthrough uring; do
         case $kind in
             libfuse) args=(-o fuse_layer=libfuse) ;;
             passthrough) args=(-o passthrough) ;;
             uring)
-                [[ -w $URING_PARAM ]] || { note "no FUSE over io_uring in this kernel"; continue; }
-                uring_was=$(cat "$URING_PARAM"); echo Y > "$URING_PARAM"
+                uring_on || { note "no FUSE over io_uring in this kernel"; continue; }
                 args=(-o io_uring) ;;
         esac
         KMNT=$W/vmfs-$kind
@@ -262,7 +265,7 @@ if want a || want d; then
             result "(d) 4K to the daemon, io_uring vs /dev/fuse [IOPS]" "$vu" "${vd:=$(iops "$DISC" 4 --direct=1)}" "the own layer reading /dev/fuse"
         fi
         stop_vmfs "$KMNT" "$KPID"
-        if [[ $kind == uring ]]; then echo "$uring_was" > "$URING_PARAM"; uring_was=; fi
+        if [[ $kind == uring ]]; then uring_off; fi
     done
 fi
 if want c; then
@@ -309,9 +312,7 @@ if want e; then
     # The warm walk and read again over io_uring queues, where the kernel has them: every
     # file's OPEN is a round trip to the daemon, and a queue's waiter runs on the CPU that
     # asked (the fuse module's enable_uring is set for it and put back after).
-    URING_PARAM=/sys/module/fuse/parameters/enable_uring
-    if [[ -w $URING_PARAM ]]; then
-        uring_was=$(cat "$URING_PARAM"); echo Y > "$URING_PARAM"
+    if uring_on; then
         UMNT=$W/vmfs-uring-e
         start_vmfs uring-e "$UMNT" "$W/state-uring-e.db" -o io_uring
         UPID=$VPID
@@ -322,7 +323,7 @@ if want e; then
         result "(e) tree walk (find), warm, -o io_uring [ms]" "$(ms "$RUNS" "" "find '$UC'")" "${r[ext4,find]}" "ext4 loop mount (kernel)"
         result "(e) whole-tree read (tar), warm, -o io_uring [ms]" "$(ms "$RUNS" "" "tar -C '$UC' -cf - . | cat")" "${r[ext4,tar]}" "ext4 loop mount (kernel)"
         stop_vmfs "$UMNT" "$UPID"
-        echo "$uring_was" > "$URING_PARAM"; uring_was=
+        uring_off
     else
         note "(e) no FUSE over io_uring in this kernel"
     fi

@@ -181,9 +181,10 @@ int vmfs_ring_fuse_cmd(struct vmfs_ring *r, int dev, uint32_t cmd_op, uint16_t q
         pthread_mutex_unlock(&r->lock);
         return 0;
     }
+    // Everything queued goes in, this entry and any queued before it with `defer`.
     int rc;
     do {
-        rc = (int)syscall(__NR_io_uring_enter, r->fd, 1, 0, 0, NULL, 0);
+        rc = (int)syscall(__NR_io_uring_enter, r->fd, r->sq_entries, 0, 0, NULL, 0);
     } while (rc < 0 && errno == EINTR);
     int e = rc < 0 ? -errno : 0;
     pthread_mutex_unlock(&r->lock);

@@ -149,26 +149,12 @@ final class RingQueue: @unchecked Sendable {
             spare.wake.signal()
             return true
         }
-        // The thread holds the channel (and through it this queue) for as long as it runs: a
-        // session in a process that goes on after it (a test) must not free them under it.
-        final class Start {
-            let queue: RingQueue; let channel: KernelChannel; let generation: UInt64
-            init(_ q: RingQueue, _ g: UInt64) { queue = q; channel = q.channel; generation = g }
-        }
-        let start = Unmanaged.passRetained(Start(self, generation)).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            let s = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-            // Held to the end: ARC may otherwise let `s` (and the channel) go after its last use.
-            withExtendedLifetime(s) { s.queue.run(generation: s.generation) }
-            return nil
-        }, start)
+        // The thread holds the channel (and through it this queue) for as long as it runs.
+        let rc = KernelChannel.startThread(RingHolder({ self.run(generation: generation) }, channel))
         guard rc == 0 else {
-            Unmanaged<Start>.fromOpaque(start).release()
             channel.log("io_uring queue \(qid): no thread for a new waiter: \(String(cString: strerror(rc)))")
             return false
         }
-        pthread_detach(thread)
         return true
     }
 
@@ -329,7 +315,7 @@ extension KernelChannel {
         ringQueues = queues
         let submitter = RingSubmitter(queues: queues, channel: self)
         ringSubmitter = submitter
-        if !Self.startThread(RingHolder(submitter.run, self)) {
+        if Self.startThread(RingHolder(submitter.run, self)) != 0 {
             ringSubmitter = nil
             log("io_uring: no submitter thread; answers from passing threads are submitted by those threads")
         }
@@ -339,14 +325,15 @@ extension KernelChannel {
         }
         let watchdog = RingWatchdog(queues: queues, channel: self)
         ringWatchdog = watchdog
-        if !Self.startThread(RingHolder(watchdog.run, self)) {
+        if Self.startThread(RingHolder(watchdog.run, self)) != 0 {
             log("io_uring: no watchdog thread; a slow request holds its queue")
         }
         if debug { log("io_uring: \(queues.count) queues of 16 entries registered") }
     }
 }
 
-/// A ring thread's body and the channel it keeps alive while it runs.
+/// A ring thread's body and the channel it keeps alive while it runs: a session in a process
+/// that goes on after it (a test) must not free the channel under its threads.
 final class RingHolder {
     let body: () -> Void
     let channel: KernelChannel
@@ -354,19 +341,21 @@ final class RingHolder {
 }
 
 extension KernelChannel {
-    /// Runs `holder.body` on a detached thread of its own. Returns whether it started.
-    static func startThread(_ holder: RingHolder) -> Bool {
+    /// Runs `holder.body` on a detached thread of its own. Returns 0, or pthread_create's errno.
+    static func startThread(_ holder: RingHolder) -> Int32 {
         let raw = Unmanaged.passRetained(holder).toOpaque()
         var thread = pthread_t()
-        guard pthread_create(&thread, nil, { raw in
+        let rc = pthread_create(&thread, nil, { raw in
             let holder = Unmanaged<RingHolder>.fromOpaque(raw!).takeRetainedValue()
+            // Held to the end: ARC may otherwise let it (and the channel) go after its last use.
             withExtendedLifetime(holder) { holder.body() }
             return nil
-        }, raw) == 0 else {
+        }, raw)
+        guard rc == 0 else {
             Unmanaged<RingHolder>.fromOpaque(raw).release()
-            return false
+            return rc
         }
         pthread_detach(thread)
-        return true
+        return 0
     }
 }

@@ -11,7 +11,6 @@ private final class PassingThreadFileSystem: FileSystem, @unchecked Sendable {
     let passers = Mutex<[pthread_t]>([])
     /// The kernel thread ids of the passing threads (gone from /proc/self/task once ended).
     let passerIDs = Mutex<[Int32]>([])
-    let reads = Atomic<Int>(0)
 
     private func attributes(_ ino: UInt64) -> FileAttributes {
         ino == 1
@@ -35,7 +34,6 @@ private final class PassingThreadFileSystem: FileSystem, @unchecked Sendable {
 
     func read(_ ctx: RequestContext, ino: UInt64, handle: UInt64, offset: UInt64, size: Int, flags: Int32,
               reply: consuming DataReply) {
-        reads.add(1, ordering: .relaxed)
         let bytes = [UInt8](repeating: 0x5a, count: max(0, min(size, 4096 - Int(min(offset, 4096)))))
         guard passing.load(ordering: .relaxed) else { return reply.data(bytes) }
         final class Held: @unchecked Sendable {
